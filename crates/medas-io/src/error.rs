@@ -1,0 +1,42 @@
+use medas_image::ImageError;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Everything that can go wrong reading or writing an image. Every variant names the file.
+#[derive(Debug, Error)]
+pub enum IoError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid {format} file: {reason}")]
+    Corrupt { path: PathBuf, format: &'static str, reason: String },
+    #[error("{path}: {format} feature not supported: {what}")]
+    Unsupported { path: PathBuf, format: &'static str, what: String },
+    #[error("{path}: unsupported transfer syntax {uid} ({name})")]
+    UnsupportedTransferSyntax { path: PathBuf, uid: String, name: String },
+    #[error("{path}: cannot tell the file format (looked at the first bytes and the extension)")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path}: {format} cannot store this image: {reason}")]
+    CannotWrite { path: PathBuf, format: &'static str, reason: String },
+    #[error("{path}: {source}")]
+    Image { path: PathBuf, source: ImageError },
+}
+
+impl IoError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+    pub fn corrupt(path: &Path, format: &'static str, reason: impl Into<String>) -> Self {
+        Self::Corrupt { path: path.to_path_buf(), format, reason: reason.into() }
+    }
+    pub fn unsupported(path: &Path, format: &'static str, what: impl Into<String>) -> Self {
+        Self::Unsupported { path: path.to_path_buf(), format, what: what.into() }
+    }
+    pub fn cannot_write(path: &Path, format: &'static str, reason: impl Into<String>) -> Self {
+        Self::CannotWrite { path: path.to_path_buf(), format, reason: reason.into() }
+    }
+    pub fn image(path: &Path, source: ImageError) -> Self {
+        Self::Image { path: path.to_path_buf(), source }
+    }
+}
+
+pub type Result<T, E = IoError> = std::result::Result<T, E>;

