@@ -90,6 +90,98 @@ fn wrap<T: VoxelArray>(path: &Path, spatial: &[usize], components: usize, values
     result.map_err(|e| IoError::image(path, e))
 }
 
+/// Reads `spatial × components` voxels of `scalar` from `reader` straight into a typed buffer
+/// (no intermediate byte copy), swapping bytes when the file order is not native.
+///
+/// `size_hint` bounds the first allocation (e.g. the file size, or 1032 × the compressed size
+/// for deflate streams), so a header that lies about the image size cannot make us allocate
+/// more than the data can fill: the buffer then grows only as data actually arrives.
+pub fn read_voxels(
+    path: &Path,
+    format: &'static str,
+    reader: &mut dyn Read,
+    scalar: ScalarType,
+    order: ByteOrder,
+    spatial: &[usize],
+    components: usize,
+    size_hint: usize,
+) -> Result<Voxels> {
+    let count = element_count(path, format, spatial, components)?;
+    macro_rules! typed {
+        ($t:ty) => {{
+            let values = read_typed::<$t>(path, format, reader, count, size_hint)?;
+            let mut values = values;
+            if order != ByteOrder::NATIVE && std::mem::size_of::<$t>() > 1 {
+                swap_in_place(bytemuck::cast_slice_mut(&mut values), std::mem::size_of::<$t>());
+            }
+            wrap(path, spatial, components, values)
+        }};
+    }
+    match scalar {
+        ScalarType::U8 => typed!(u8),
+        ScalarType::I8 => typed!(i8),
+        ScalarType::U16 => typed!(u16),
+        ScalarType::I16 => typed!(i16),
+        ScalarType::U32 => typed!(u32),
+        ScalarType::I32 => typed!(i32),
+        ScalarType::U64 => typed!(u64),
+        ScalarType::I64 => typed!(i64),
+        ScalarType::F32 => typed!(f32),
+        ScalarType::F64 => typed!(f64),
+    }
+}
+
+fn read_typed<T: bytemuck::Pod + Default>(
+    path: &Path,
+    format: &'static str,
+    reader: &mut dyn Read,
+    count: usize,
+    size_hint: usize,
+) -> Result<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    let first = count.min(size_hint / size + 1);
+    let mut values: Vec<T> = vec![T::default(); first];
+    let mut filled = 0usize;
+    loop {
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut values[filled..]);
+        read_full(reader, bytes).map_err(|e| match e {
+            Some(e) => IoError::corrupt(path, format, format!("cannot read voxel data: {e}")),
+            None => IoError::corrupt(
+                path,
+                format,
+                format!("voxel data is truncated: expected {} bytes", count.saturating_mul(size)),
+            ),
+        })?;
+        filled = values.len();
+        if filled == count {
+            return Ok(values);
+        }
+        let next = count.min(filled.saturating_mul(2));
+        values.resize(next, T::default());
+    }
+}
+
+/// Fills `buffer` completely; `Err(None)` on a premature end of data.
+fn read_full(reader: &mut dyn Read, mut buffer: &mut [u8]) -> std::result::Result<(), Option<std::io::Error>> {
+    while !buffer.is_empty() {
+        match reader.read(buffer) {
+            Ok(0) => return Err(None),
+            Ok(n) => buffer = &mut buffer[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Some(e)),
+        }
+    }
+    Ok(())
+}
+
+fn swap_in_place(bytes: &mut [u8], size: usize) {
+    use rayon::prelude::*;
+    bytes.par_chunks_mut(size * 65536).for_each(|block| block.chunks_exact_mut(size).for_each(|c| c.reverse()));
+}
+
+/// Deflate cannot expand data more than about 1032:1; used to bound allocations.
+pub const MAX_DEFLATE_RATIO: usize = 1032;
+
 /// Scalars that can be written as raw bytes.
 trait RawScalar: Copy {
     fn put(self, out: &mut Vec<u8>, swap: bool);
@@ -184,9 +276,16 @@ pub fn zlib(bytes: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to memory")
 }
 
-/// Writes a file, naming it in the error.
+/// Writes a file atomically (a temporary file in the same folder, then a rename), so a failed
+/// write never leaves a half-written image where a good one was. Names the file in errors.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| IoError::io(path, e))
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let result = std::fs::write(&temporary, bytes).and_then(|_| std::fs::rename(&temporary, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result.map_err(|e| IoError::io(path, e))
 }
 
 #[cfg(test)]
@@ -215,6 +314,17 @@ mod tests {
         let p = Path::new("mem");
         assert!(decode(p, "test", &[0; 5], ScalarType::U16, ByteOrder::Little, &[3], 1).is_err());
         assert!(decode(p, "test", &[0; 5], ScalarType::U16, ByteOrder::Little, &[usize::MAX, 3], 1).is_err());
+    }
+
+    #[test]
+    fn read_voxels_grows_only_with_data() {
+        let p = Path::new("mem");
+        let bytes: Vec<u8> = [1i16, -2, 300].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let v = read_voxels(p, "t", &mut &bytes[..], ScalarType::I16, ByteOrder::Big, &[3], 1, 2).unwrap();
+        assert_eq!(v.as_array::<i16>().unwrap().as_slice().unwrap(), &[1, -2, 300]);
+        // A header claiming 2^40 voxels with 6 bytes of data: an error, not a 2 TB allocation.
+        let err = read_voxels(p, "t", &mut &bytes[..], ScalarType::I16, ByteOrder::Big, &[1 << 40], 1, 6);
+        assert!(err.is_err());
     }
 
     #[test]

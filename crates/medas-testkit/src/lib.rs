@@ -73,6 +73,19 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs Python code in the reference venv (to make test files with nibabel, SimpleITK, ...).
+/// `args` are available as `sys.argv[1:]`. Panics with Python's error output on failure.
+pub fn python(code: &str, args: &[&str]) {
+    let python = data_root().join("venv/bin/python");
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(output.status.success(), "python failed:\n{code}\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
 /// What a reader of record saw in a file.
 pub struct Reference {
     pub meta: Value,
