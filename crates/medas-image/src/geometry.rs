@@ -136,6 +136,24 @@ impl Geometry {
         out
     }
 
+    /// Orientation code of the first three index axes, one letter per axis naming the
+    /// anatomical direction it points to (`L`/`R`, `P`/`A`, `S`/`I`), e.g. `LPS` for the
+    /// identity direction. Oblique axes get the letter of their largest component.
+    pub fn orientation_code(&self) -> String {
+        let n = self.dimension().min(3);
+        let positive = ['L', 'P', 'S'];
+        let negative = ['R', 'A', 'I'];
+        (0..n)
+            .map(|c| {
+                let (row, value) = (0..n)
+                    .map(|r| (r, self.direction_at(r, c)))
+                    .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                    .unwrap_or((c, 1.0));
+                if value >= 0.0 { positive[row] } else { negative[row] }
+            })
+            .collect()
+    }
+
     /// True when both describe the same grid within `tolerance` (relative for spacing, mm for origin).
     pub fn approx_eq(&self, other: &Self, tolerance: f64) -> bool {
         let close = |a: &[f64], b: &[f64], scale: bool| {
@@ -224,6 +242,16 @@ mod tests {
         let g = oblique();
         let again = Geometry::from_affine(&g.affine(), 3).unwrap();
         assert!(g.approx_eq(&again, 1e-12));
+    }
+
+    #[test]
+    fn orientation_codes() {
+        assert_eq!(Geometry::identity(3).orientation_code(), "LPS");
+        let ras = Geometry::new(vec![1.0; 3], vec![0.0; 3], vec![-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0]).unwrap();
+        assert_eq!(ras.orientation_code(), "RAS");
+        // Coronal slices: i -> L, j -> I (down), k -> P.
+        let coronal = Geometry::new(vec![1.0; 3], vec![0.0; 3], vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0]).unwrap();
+        assert_eq!(coronal.orientation_code(), "LIP");
     }
 
     #[test]

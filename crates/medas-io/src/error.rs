@@ -5,8 +5,10 @@ use thiserror::Error;
 /// Everything that can go wrong reading or writing an image. Every variant names the file.
 #[derive(Debug, Error)]
 pub enum IoError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // The cause is shown in the message rather than as an error source, so that `{:#}`
+    // chains at the edges do not print it twice.
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: not a valid {format} file: {reason}")]
     Corrupt { path: PathBuf, format: &'static str, reason: String },
     #[error("{path}: {format} feature not supported: {what}")]
@@ -17,13 +19,13 @@ pub enum IoError {
     UnknownFormat { path: PathBuf },
     #[error("{path}: {format} cannot store this image: {reason}")]
     CannotWrite { path: PathBuf, format: &'static str, reason: String },
-    #[error("{path}: {source}")]
-    Image { path: PathBuf, source: ImageError },
+    #[error("{path}: {cause}")]
+    Image { path: PathBuf, cause: ImageError },
 }
 
 impl IoError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io { path: path.to_path_buf(), cause: source }
     }
     pub fn corrupt(path: &Path, format: &'static str, reason: impl Into<String>) -> Self {
         Self::Corrupt { path: path.to_path_buf(), format, reason: reason.into() }
@@ -35,7 +37,7 @@ impl IoError {
         Self::CannotWrite { path: path.to_path_buf(), format, reason: reason.into() }
     }
     pub fn image(path: &Path, source: ImageError) -> Self {
-        Self::Image { path: path.to_path_buf(), source }
+        Self::Image { path: path.to_path_buf(), cause: source }
     }
 }
 
