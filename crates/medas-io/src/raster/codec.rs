@@ -1,11 +1,16 @@
 //! PNG and JPEG through the `image` crate, plus the few chunks/segments it does not expose
 //! (PNG `sCAL`/`pHYs`, JPEG JFIF density) parsed and written here.
 
-use super::{cannot_store, check_decoded_size, decoded_limit, make_image, row_major, spacing_from_density, voxels_from};
+use super::{
+    cannot_store, check_decoded_size, decoded_limit, make_image, row_major, spacing_from_density,
+    voxels_from,
+};
 use crate::{IoError, Result};
 use image::codecs::jpeg::{JpegEncoder, PixelDensity, PixelDensityUnit};
 use image::codecs::png::PngEncoder;
-use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+use image::{
+    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageFormat, ImageReader,
+};
 use medas_image::{Image, ScalarType};
 use std::io::Cursor;
 use std::path::Path;
@@ -25,19 +30,37 @@ pub(super) fn read_jpeg(bytes: &[u8], path: &Path) -> Result<Image> {
     to_image(decoded, path, "jpeg", spacing)
 }
 
-fn decode(bytes: &[u8], path: &Path, format: ImageFormat, name: &'static str) -> Result<DynamicImage> {
+fn decode(
+    bytes: &[u8],
+    path: &Path,
+    format: ImageFormat,
+    name: &'static str,
+) -> Result<DynamicImage> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(decoded_limit(bytes.len()));
     reader.limits(limits);
-    let decoder = reader.into_decoder().map_err(|e| IoError::corrupt(path, name, e.to_string()))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| IoError::corrupt(path, name, e.to_string()))?;
     let (w, h) = decoder.dimensions();
     let bytes_per_pixel = decoder.color_type().bytes_per_pixel() as usize;
-    check_decoded_size(path, name, w as u128 * h as u128, bytes_per_pixel, bytes.len())?;
+    check_decoded_size(
+        path,
+        name,
+        w as u128 * h as u128,
+        bytes_per_pixel,
+        bytes.len(),
+    )?;
     DynamicImage::from_decoder(decoder).map_err(|e| IoError::corrupt(path, name, e.to_string()))
 }
 
-fn to_image(decoded: DynamicImage, path: &Path, name: &'static str, spacing: [f64; 2]) -> Result<Image> {
+fn to_image(
+    decoded: DynamicImage,
+    path: &Path,
+    name: &'static str,
+    spacing: [f64; 2],
+) -> Result<Image> {
     let spatial = [decoded.width() as usize, decoded.height() as usize];
     let (voxels, components) = match decoded {
         DynamicImage::ImageLuma8(b) => (voxels_from(path, &spatial, 1, b.into_raw())?, 1),
@@ -50,7 +73,13 @@ fn to_image(decoded: DynamicImage, path: &Path, name: &'static str, spacing: [f6
         DynamicImage::ImageRgba16(b) => (voxels_from(path, &spatial, 4, b.into_raw())?, 4),
         DynamicImage::ImageRgb32F(b) => (voxels_from(path, &spatial, 3, b.into_raw())?, 3),
         DynamicImage::ImageRgba32F(b) => (voxels_from(path, &spatial, 4, b.into_raw())?, 4),
-        other => return Err(IoError::unsupported(path, name, format!("pixel layout {:?}", other.color()))),
+        other => {
+            return Err(IoError::unsupported(
+                path,
+                name,
+                format!("pixel layout {:?}", other.color()),
+            ));
+        }
     };
     make_image(path, voxels, components, &spacing)
 }
@@ -61,7 +90,13 @@ fn png_scal_spacing(bytes: &[u8]) -> Option<[f64; 2]> {
     let data = png_chunk(bytes, b"sCAL")?;
     let text = std::str::from_utf8(data.get(1..)?).ok()?;
     let (x, y) = text.split_once('\0')?;
-    let parse = |s: &str| s.trim_end_matches('\0').trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+    let parse = |s: &str| {
+        s.trim_end_matches('\0')
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
     Some([parse(x)?, parse(y)?])
 }
 
@@ -98,7 +133,10 @@ fn jfif_spacing(bytes: &[u8]) -> Option<[f64; 2]> {
             };
             let x = u16::from_be_bytes([data[8], data[9]]) as f64;
             let y = u16::from_be_bytes([data[10], data[11]]) as f64;
-            return Some([spacing_from_density(x, unit_mm)?, spacing_from_density(y, unit_mm)?]);
+            return Some([
+                spacing_from_density(x, unit_mm)?,
+                spacing_from_density(y, unit_mm)?,
+            ]);
         }
         if marker == 0xda || !(0xe0..=0xfe).contains(&marker) && marker != 0xdb && marker != 0xc4 {
             return None; // past the application segments
@@ -111,12 +149,25 @@ fn jfif_spacing(bytes: &[u8]) -> Option<[f64; 2]> {
 /// Checks a 2-D image and returns (width, height) as the encoders want them.
 fn plane_size(image: &Image, path: &Path, format: &'static str) -> Result<(u32, u32)> {
     if image.dimension() != 2 {
-        let hint = if format == "png" { " (write a 3-D image as a PNG stack folder or a TIFF)" } else { " (write a 3-D image as TIFF)" };
-        return Err(IoError::cannot_write(path, format, format!("{format} holds one 2-D image, this one is {}-D{hint}", image.dimension())));
+        let hint = if format == "png" {
+            " (write a 3-D image as a PNG stack folder or a TIFF)"
+        } else {
+            " (write a 3-D image as TIFF)"
+        };
+        return Err(IoError::cannot_write(
+            path,
+            format,
+            format!(
+                "{format} holds one 2-D image, this one is {}-D{hint}",
+                image.dimension()
+            ),
+        ));
     }
     let size = image.size();
-    let w = u32::try_from(size[0]).map_err(|_| IoError::cannot_write(path, format, "image too wide"))?;
-    let h = u32::try_from(size[1]).map_err(|_| IoError::cannot_write(path, format, "image too tall"))?;
+    let w = u32::try_from(size[0])
+        .map_err(|_| IoError::cannot_write(path, format, "image too wide"))?;
+    let h = u32::try_from(size[1])
+        .map_err(|_| IoError::cannot_write(path, format, "image too tall"))?;
     Ok((w, h))
 }
 
@@ -138,10 +189,15 @@ pub(crate) fn encode_png(image: &Image, path: &Path) -> Result<Vec<u8>> {
     };
     let raw: Vec<u8> = match image.scalar_type() {
         ScalarType::U8 => row_major(image.voxels().as_array::<u8>().expect("u8 checked"), 2),
-        _ => row_major(image.voxels().as_array::<u16>().expect("u16 checked"), 2).iter().flat_map(|v| v.to_ne_bytes()).collect(),
+        _ => row_major(image.voxels().as_array::<u16>().expect("u16 checked"), 2)
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect(),
     };
     let mut out = Vec::new();
-    PngEncoder::new(&mut out).write_image(&raw, w, h, color).map_err(|e| IoError::cannot_write(path, "png", e.to_string()))?;
+    PngEncoder::new(&mut out)
+        .write_image(&raw, w, h, color)
+        .map_err(|e| IoError::cannot_write(path, "png", e.to_string()))?;
     Ok(insert_spacing_chunks(out, image.geometry().spacing()))
 }
 
@@ -183,7 +239,14 @@ pub(super) fn write_jpeg(image: &Image, path: &Path) -> Result<()> {
     let color = match (image.scalar_type(), image.components()) {
         (ScalarType::U8, 1) => ExtendedColorType::L8,
         (ScalarType::U8, 3) => ExtendedColorType::Rgb8,
-        _ => return Err(cannot_store(path, "jpeg", image, "8-bit unsigned grey or RGB")),
+        _ => {
+            return Err(cannot_store(
+                path,
+                "jpeg",
+                image,
+                "8-bit unsigned grey or RGB",
+            ));
+        }
     };
     let raw = row_major(image.voxels().as_array::<u8>().expect("u8 checked"), 2);
     let mut out = Vec::new();
@@ -193,12 +256,20 @@ pub(super) fn write_jpeg(image: &Image, path: &Path) -> Result<()> {
     let (x, y) = (dpcm(spacing[0]), dpcm(spacing[1]));
     let whole = |v: f64| v >= 1.0 && v <= u16::MAX as f64 && (v - v.round()).abs() < 1e-9;
     if whole(x) && whole(y) {
-        encoder.set_pixel_density(PixelDensity { density: (x.round() as u16, y.round() as u16), unit: PixelDensityUnit::Centimeters });
+        encoder.set_pixel_density(PixelDensity {
+            density: (x.round() as u16, y.round() as u16),
+            unit: PixelDensityUnit::Centimeters,
+        });
     } else {
         tracing::warn!(path = %path.display(), ?spacing, "spacing is not a whole number of dots per cm; JPEG stores an aspect ratio only");
-        encoder.set_pixel_density(PixelDensity { density: (1, 1), unit: PixelDensityUnit::PixelAspectRatio });
+        encoder.set_pixel_density(PixelDensity {
+            density: (1, 1),
+            unit: PixelDensityUnit::PixelAspectRatio,
+        });
     }
-    encoder.encode(&raw, w, h, color).map_err(|e| IoError::cannot_write(path, "jpeg", e.to_string()))?;
+    encoder
+        .encode(&raw, w, h, color)
+        .map_err(|e| IoError::cannot_write(path, "jpeg", e.to_string()))?;
     std::fs::write(path, out).map_err(|e| IoError::io(path, e))
 }
 
@@ -223,7 +294,10 @@ mod tests {
         let image = make_image(Path::new("t.png"), v, 1, &[1.0, 1.0]).unwrap();
         let bytes = encode_png(&image, Path::new("t.png")).unwrap();
         for cut in [10, 40, bytes.len() / 2, bytes.len() - 5] {
-            assert!(read_png(&bytes[..cut], Path::new("t.png")).is_err(), "cut at {cut}");
+            assert!(
+                read_png(&bytes[..cut], Path::new("t.png")).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -231,7 +305,9 @@ mod tests {
     fn float_png_is_refused_with_a_hint() {
         let v = Voxels::from_fortran_vec(&[2, 2], vec![0.5f32; 4]).unwrap();
         let image = make_image(Path::new("t.png"), v, 1, &[1.0, 1.0]).unwrap();
-        let err = encode_png(&image, Path::new("t.png")).unwrap_err().to_string();
+        let err = encode_png(&image, Path::new("t.png"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("float32") && err.contains("rescale"), "{err}");
     }
 }

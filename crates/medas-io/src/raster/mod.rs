@@ -40,10 +40,18 @@ pub fn read_bytes(bytes: &[u8], name: &Path) -> Result<Image> {
         codec::read_png(bytes, name)
     } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         codec::read_jpeg(bytes, name)
-    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") || bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+") {
+    } else if bytes.starts_with(b"II*\0")
+        || bytes.starts_with(b"MM\0*")
+        || bytes.starts_with(b"II+\0")
+        || bytes.starts_with(b"MM\0+")
+    {
         tiff_io::read(bytes, name)
     } else {
-        Err(IoError::corrupt(name, "raster", "the first bytes are not those of a PNG, JPEG or TIFF file"))
+        Err(IoError::corrupt(
+            name,
+            "raster",
+            "the first bytes are not those of a PNG, JPEG or TIFF file",
+        ))
     }
 }
 
@@ -62,7 +70,11 @@ pub fn write(image: &Image, path: &Path, format: Format, options: &WriteOptions)
         Format::Jpeg => codec::write_jpeg(image, path),
         Format::Tiff => tiff_io::write(image, path),
         Format::PngStack => stack::write(image, path, options),
-        other => Err(IoError::cannot_write(path, "raster", format!("{} is not a raster format", other.name()))),
+        other => Err(IoError::cannot_write(
+            path,
+            "raster",
+            format!("{} is not a raster format", other.name()),
+        )),
     }
 }
 
@@ -74,13 +86,21 @@ pub(crate) fn decoded_limit(file_len: usize) -> u64 {
 }
 
 /// Checks `samples` values of `bytes_per_sample` against [`decoded_limit`].
-pub(crate) fn check_decoded_size(path: &Path, format: &'static str, samples: u128, bytes_per_sample: usize, file_len: usize) -> Result<()> {
+pub(crate) fn check_decoded_size(
+    path: &Path,
+    format: &'static str,
+    samples: u128,
+    bytes_per_sample: usize,
+    file_len: usize,
+) -> Result<()> {
     let bytes = samples.saturating_mul(bytes_per_sample as u128);
     if bytes > decoded_limit(file_len) as u128 {
         return Err(IoError::corrupt(
             path,
             format,
-            format!("the header claims {bytes} bytes of pixels, too many for a {file_len}-byte file"),
+            format!(
+                "the header claims {bytes} bytes of pixels, too many for a {file_len}-byte file"
+            ),
         ));
     }
     Ok(())
@@ -88,7 +108,12 @@ pub(crate) fn check_decoded_size(path: &Path, format: &'static str, samples: u12
 
 /// Wraps a row-major pixel buffer (components interleaved, then x, then y, then slice) as
 /// voxels of shape `spatial ++ [components]` (no component axis for scalar images).
-pub(crate) fn voxels_from<T: VoxelArray>(path: &Path, spatial: &[usize], components: usize, data: Vec<T>) -> Result<Voxels> {
+pub(crate) fn voxels_from<T: VoxelArray>(
+    path: &Path,
+    spatial: &[usize],
+    components: usize,
+    data: Vec<T>,
+) -> Result<Voxels> {
     let voxels = if components > 1 {
         Voxels::from_interleaved_vec(spatial, components, data)
     } else {
@@ -98,13 +123,19 @@ pub(crate) fn voxels_from<T: VoxelArray>(path: &Path, spatial: &[usize], compone
 }
 
 /// An image with the given spacing (mm), zero origin and identity direction.
-pub(crate) fn make_image(path: &Path, voxels: Voxels, components: usize, spacing: &[f64]) -> Result<Image> {
+pub(crate) fn make_image(
+    path: &Path,
+    voxels: Voxels,
+    components: usize,
+    spacing: &[f64],
+) -> Result<Image> {
     let n = spacing.len();
     let mut direction = vec![0.0; n * n];
     for d in 0..n {
         direction[d * n + d] = 1.0;
     }
-    let geometry = Geometry::new(spacing.to_vec(), vec![0.0; n], direction).map_err(|e| IoError::image(path, e))?;
+    let geometry = Geometry::new(spacing.to_vec(), vec![0.0; n], direction)
+        .map_err(|e| IoError::image(path, e))?;
     Image::with_components(voxels, components, geometry).map_err(|e| IoError::image(path, e))
 }
 
@@ -126,7 +157,12 @@ pub(crate) fn spacing_from_density(density: f64, unit_mm: f64) -> Option<f64> {
 }
 
 /// The error for a pixel type a writer cannot store, with a hint on what would fit.
-pub(crate) fn cannot_store(path: &Path, format: &'static str, image: &Image, fits: &str) -> IoError {
+pub(crate) fn cannot_store(
+    path: &Path,
+    format: &'static str,
+    image: &Image,
+    fits: &str,
+) -> IoError {
     IoError::cannot_write(
         path,
         format,
@@ -148,7 +184,10 @@ mod tests {
         let a = v.as_array::<u8>().unwrap();
         assert_eq!(row_major(a, 2), (0u8..12).collect::<Vec<_>>());
         let f = Voxels::from_fortran_vec(&[3, 2], (0u8..6).collect()).unwrap();
-        assert_eq!(row_major(f.as_array::<u8>().unwrap(), 2), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            row_major(f.as_array::<u8>().unwrap(), 2),
+            vec![0, 1, 2, 3, 4, 5]
+        );
     }
 
     #[test]

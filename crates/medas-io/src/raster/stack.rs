@@ -17,12 +17,19 @@ pub fn slice_files(folder: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| IoError::io(folder, e))?.path();
-        let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let is_png = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if is_png && path.is_file() {
             files.push(path);
         }
     }
-    files.sort_by(|a, b| natural_cmp(&a.file_name().unwrap_or_default().to_string_lossy(), &b.file_name().unwrap_or_default().to_string_lossy()));
+    files.sort_by(|a, b| {
+        natural_cmp(
+            &a.file_name().unwrap_or_default().to_string_lossy(),
+            &b.file_name().unwrap_or_default().to_string_lossy(),
+        )
+    });
     Ok(files)
 }
 
@@ -37,7 +44,9 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
             let (nx, ny) = (run(x), run(y));
             let trim = |s: &[u8]| s.iter().skip_while(|c| **c == b'0').count();
             let (tx, ty) = (trim(&x[..nx]), trim(&y[..ny]));
-            let o = tx.cmp(&ty).then_with(|| x[nx - tx..nx].cmp(&y[ny - ty..ny]));
+            let o = tx
+                .cmp(&ty)
+                .then_with(|| x[nx - tx..nx].cmp(&y[ny - ty..ny]));
             x = &x[nx..];
             y = &y[ny..];
             o
@@ -60,7 +69,11 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 pub(super) fn read(folder: &Path, options: &ReadOptions) -> Result<Image> {
     let files = slice_files(folder)?;
     if files.is_empty() {
-        return Err(IoError::corrupt(folder, FORMAT, "the folder holds no .png files"));
+        return Err(IoError::corrupt(
+            folder,
+            FORMAT,
+            "the folder holds no .png files",
+        ));
     }
     let done = AtomicUsize::new(0);
     let slices: Vec<Image> = files
@@ -94,10 +107,20 @@ pub(super) fn read(folder: &Path, options: &ReadOptions) -> Result<Image> {
     let spatial = [first.size()[0], first.size()[1], slices.len()];
     let voxels = concatenate(folder, &slices, &spatial, first.components())?;
     let spacing = first.geometry().spacing();
-    make_image(folder, voxels, first.components(), &[spacing[0], spacing[1], 1.0])
+    make_image(
+        folder,
+        voxels,
+        first.components(),
+        &[spacing[0], spacing[1], 1.0],
+    )
 }
 
-fn concatenate_typed<T: VoxelArray + Copy>(folder: &Path, slices: &[Image], spatial: &[usize], components: usize) -> Result<Voxels> {
+fn concatenate_typed<T: VoxelArray + Copy>(
+    folder: &Path,
+    slices: &[Image],
+    spatial: &[usize],
+    components: usize,
+) -> Result<Voxels> {
     let mut data = Vec::with_capacity(spatial.iter().product::<usize>() * components);
     for slice in slices {
         let array = slice.voxels().as_array::<T>().expect("types checked equal");
@@ -106,13 +129,22 @@ fn concatenate_typed<T: VoxelArray + Copy>(folder: &Path, slices: &[Image], spat
     voxels_from(folder, spatial, components, data)
 }
 
-fn concatenate(folder: &Path, slices: &[Image], spatial: &[usize], components: usize) -> Result<Voxels> {
+fn concatenate(
+    folder: &Path,
+    slices: &[Image],
+    spatial: &[usize],
+    components: usize,
+) -> Result<Voxels> {
     use medas_image::ScalarType as S;
     match slices[0].scalar_type() {
         S::U8 => concatenate_typed::<u8>(folder, slices, spatial, components),
         S::U16 => concatenate_typed::<u16>(folder, slices, spatial, components),
         S::F32 => concatenate_typed::<f32>(folder, slices, spatial, components),
-        other => Err(IoError::unsupported(folder, FORMAT, format!("{other} slices"))),
+        other => Err(IoError::unsupported(
+            folder,
+            FORMAT,
+            format!("{other} slices"),
+        )),
     }
 }
 
@@ -121,16 +153,37 @@ fn concatenate(folder: &Path, slices: &[Image], spatial: &[usize], components: u
 /// reading the folder back would mix them in.
 pub(super) fn write(image: &Image, folder: &Path, options: &WriteOptions) -> Result<()> {
     if !(2..=3).contains(&image.dimension()) {
-        return Err(IoError::cannot_write(folder, FORMAT, format!("a PNG stack holds 2-D or 3-D images, this one is {}-D", image.dimension())));
+        return Err(IoError::cannot_write(
+            folder,
+            FORMAT,
+            format!(
+                "a PNG stack holds 2-D or 3-D images, this one is {}-D",
+                image.dimension()
+            ),
+        ));
     }
-    let depth = if image.dimension() == 3 { image.size()[2] } else { 1 };
+    let depth = if image.dimension() == 3 {
+        image.size()[2]
+    } else {
+        1
+    };
     let digits = depth.saturating_sub(1).to_string().len().max(4);
-    let names: Vec<String> = (0..depth).map(|k| format!("slice_{k:0digits$}.png")).collect();
+    let names: Vec<String> = (0..depth)
+        .map(|k| format!("slice_{k:0digits$}.png"))
+        .collect();
     std::fs::create_dir_all(folder).map_err(|e| IoError::io(folder, e))?;
     for existing in slice_files(folder)? {
-        let name = existing.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = existing
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         if !names.contains(&name) {
-            return Err(IoError::cannot_write(&existing, FORMAT, "the output folder already holds other PNG files; choose an empty folder"));
+            return Err(IoError::cannot_write(
+                &existing,
+                FORMAT,
+                "the output folder already holds other PNG files; choose an empty folder",
+            ));
         }
     }
     let done = AtomicUsize::new(0);
@@ -162,9 +215,24 @@ mod tests {
 
     #[test]
     fn natural_order() {
-        let mut names = vec!["slice10.png", "slice2.png", "Slice1.png", "slice02b.png", "a.png"];
+        let mut names = vec![
+            "slice10.png",
+            "slice2.png",
+            "Slice1.png",
+            "slice02b.png",
+            "a.png",
+        ];
         names.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(names, vec!["a.png", "Slice1.png", "slice2.png", "slice02b.png", "slice10.png"]);
+        assert_eq!(
+            names,
+            vec![
+                "a.png",
+                "Slice1.png",
+                "slice2.png",
+                "slice02b.png",
+                "slice10.png"
+            ]
+        );
         assert_eq!(natural_cmp("x007", "x7"), "x007".cmp("x7"));
     }
 }

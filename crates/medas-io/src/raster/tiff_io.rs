@@ -1,7 +1,9 @@
 //! TIFF through the `tiff` crate: pages of grey (any integer type, f16/f32/f64), grey+alpha,
 //! RGB or RGBA samples. Equal pages make a 3-D stack; the writer writes one page per slice.
 
-use super::{cannot_store, check_decoded_size, make_image, row_major, spacing_from_density, voxels_from};
+use super::{
+    cannot_store, check_decoded_size, make_image, row_major, spacing_from_density, voxels_from,
+};
 use crate::{IoError, Result};
 use medas_image::{Image, ScalarType, VoxelArray, Voxels};
 use std::io::{Cursor, Seek, Write};
@@ -28,7 +30,9 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<Image> {
     let tiff_err = |e: TiffError| tiff_error(path, e);
     let mut limits = Limits::default();
     limits.decoding_buffer_size = super::decoded_limit(bytes.len()).min(usize::MAX as u64) as usize;
-    let mut decoder = Decoder::new(Cursor::new(bytes)).map_err(tiff_err)?.with_limits(limits);
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(tiff_err)?
+        .with_limits(limits);
     let first = page_kind(&mut decoder, path)?;
     let components = components_of(first.color, path)?;
     let spacing = resolution_spacing(&mut decoder);
@@ -43,9 +47,16 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<Image> {
             break;
         }
         let total = page_samples * (pages as u128 + 1);
-        check_decoded_size(path, FORMAT, total, bits(first.color).div_ceil(8) as usize, bytes.len())?;
+        check_decoded_size(
+            path,
+            FORMAT,
+            total,
+            bits(first.color).div_ceil(8) as usize,
+            bytes.len(),
+        )?;
         let page = read_page(&mut decoder, path, bytes.len(), page_samples)?;
-        data.append(page).map_err(|what| IoError::corrupt(path, FORMAT, what))?;
+        data.append(page)
+            .map_err(|what| IoError::corrupt(path, FORMAT, what))?;
         pages += 1;
     }
     let (w, h) = (first.width as usize, first.height as usize);
@@ -61,7 +72,9 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<Image> {
 fn tiff_error(path: &Path, error: TiffError) -> IoError {
     match error {
         TiffError::UnsupportedError(e) => IoError::unsupported(path, FORMAT, e.to_string()),
-        TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => IoError::corrupt(path, FORMAT, "file ends early"),
+        TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            IoError::corrupt(path, FORMAT, "file ends early")
+        }
         other => IoError::corrupt(path, FORMAT, other.to_string()),
     }
 }
@@ -69,11 +82,23 @@ fn tiff_error(path: &Path, error: TiffError) -> IoError {
 fn page_kind(decoder: &mut Decoder<Cursor<&[u8]>>, path: &Path) -> Result<PageKind> {
     let (width, height) = decoder.dimensions().map_err(|e| tiff_error(path, e))?;
     let color = decoder.colortype().map_err(|e| tiff_error(path, e))?;
-    let planar = decoder.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).ok().flatten().unwrap_or(1);
+    let planar = decoder
+        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
+        .ok()
+        .flatten()
+        .unwrap_or(1);
     if planar == 2 && !matches!(color, ColorType::Gray(_)) {
-        return Err(IoError::unsupported(path, FORMAT, "planar (band-separated) colour samples"));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            "planar (band-separated) colour samples",
+        ));
     }
-    Ok(PageKind { width, height, color })
+    Ok(PageKind {
+        width,
+        height,
+        color,
+    })
 }
 
 fn bits(color: ColorType) -> u8 {
@@ -89,24 +114,44 @@ fn components_of(color: ColorType, path: &Path) -> Result<usize> {
         ColorType::GrayA(_) => 2,
         ColorType::RGB(_) => 3,
         ColorType::RGBA(_) => 4,
-        other => return Err(IoError::unsupported(path, FORMAT, format!("colour type {other:?} (grey, grey+alpha, RGB and RGBA are read)"))),
+        other => {
+            return Err(IoError::unsupported(
+                path,
+                FORMAT,
+                format!("colour type {other:?} (grey, grey+alpha, RGB and RGBA are read)"),
+            ));
+        }
     };
     if ![8, 16, 32, 64].contains(&bits(color)) {
-        return Err(IoError::unsupported(path, FORMAT, format!("{} bits per sample (8, 16, 32 and 64 are read)", bits(color))));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            format!(
+                "{} bits per sample (8, 16, 32 and 64 are read)",
+                bits(color)
+            ),
+        ));
     }
     Ok(components)
 }
 
 /// Spacing (mm) from XResolution/YResolution and ResolutionUnit, as ITK reads it.
 fn resolution_spacing(decoder: &mut Decoder<Cursor<&[u8]>>) -> [f64; 2] {
-    let unit_mm = match decoder.find_tag_unsigned::<u16>(Tag::ResolutionUnit).ok().flatten() {
+    let unit_mm = match decoder
+        .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+        .ok()
+        .flatten()
+    {
         Some(2) | None => 25.4,
         Some(3) => 10.0,
         _ => return [1.0, 1.0],
     };
     let mut get = |tag| decoder.find_tag(tag).ok().flatten().and_then(number);
     match (get(Tag::XResolution), get(Tag::YResolution)) {
-        (Some(x), Some(y)) => match (spacing_from_density(x, unit_mm), spacing_from_density(y, unit_mm)) {
+        (Some(x), Some(y)) => match (
+            spacing_from_density(x, unit_mm),
+            spacing_from_density(y, unit_mm),
+        ) {
             (Some(sx), Some(sy)) => [sx, sy],
             _ => [1.0, 1.0],
         },
@@ -129,13 +174,28 @@ fn number(value: tiff::decoder::ifd::Value) -> Option<f64> {
     })
 }
 
-fn read_page(decoder: &mut Decoder<Cursor<&[u8]>>, path: &Path, file_len: usize, samples: u128) -> Result<Samples> {
+fn read_page(
+    decoder: &mut Decoder<Cursor<&[u8]>>,
+    path: &Path,
+    file_len: usize,
+    samples: u128,
+) -> Result<Samples> {
     let color = decoder.colortype().map_err(|e| tiff_error(path, e))?;
-    check_decoded_size(path, FORMAT, samples, bits(color).div_ceil(8) as usize, file_len)?;
+    check_decoded_size(
+        path,
+        FORMAT,
+        samples,
+        bits(color).div_ceil(8) as usize,
+        file_len,
+    )?;
     let result = decoder.read_image().map_err(|e| tiff_error(path, e))?;
     let page = Samples::from(result);
     if page.len() as u128 != samples {
-        return Err(IoError::corrupt(path, FORMAT, format!("page decodes to {} samples, expected {samples}", page.len())));
+        return Err(IoError::corrupt(
+            path,
+            FORMAT,
+            format!("page decodes to {} samples, expected {samples}", page.len()),
+        ));
     }
     Ok(page)
 }
@@ -220,7 +280,12 @@ impl Samples {
 /// spacing as XResolution/YResolution in pixels per centimetre).
 pub(super) fn write(image: &Image, path: &Path) -> Result<()> {
     if !(2..=3).contains(&image.dimension()) {
-        return Err(cannot_store(path, FORMAT, image, "2-D images or 3-D stacks (one page per slice)"));
+        return Err(cannot_store(
+            path,
+            FORMAT,
+            image,
+            "2-D images or 3-D stacks (one page per slice)",
+        ));
     }
     let fits = "grey of any integer or float type, and RGB/RGBA of uint8 or uint16";
     let mut out = Cursor::new(Vec::new());
@@ -254,17 +319,28 @@ where
 {
     let size = image.size();
     let too_big = |_| TiffError::LimitsExceeded;
-    let (w, h) = (u32::try_from(size[0]).map_err(too_big)?, u32::try_from(size[1]).map_err(too_big)?);
-    let array = image.voxels().as_array::<T>().expect("type matched by the caller");
+    let (w, h) = (
+        u32::try_from(size[0]).map_err(too_big)?,
+        u32::try_from(size[1]).map_err(too_big)?,
+    );
+    let array = image
+        .voxels()
+        .as_array::<T>()
+        .expect("type matched by the caller");
     let data = row_major(array, image.dimension());
     let page_len = size[0] * size[1] * image.components();
     let spacing = image.geometry().spacing();
-    let mut encoder = TiffEncoder::new(out)?.with_compression(Compression::Deflate(DeflateLevel::Balanced));
+    let mut encoder =
+        TiffEncoder::new(out)?.with_compression(Compression::Deflate(DeflateLevel::Balanced));
     for page in data.chunks(page_len.max(1)) {
         let mut writer = encoder.new_image::<C>(w, h)?;
         writer.encoder().write_tag(Tag::ResolutionUnit, 3u16)?;
-        writer.encoder().write_tag(Tag::XResolution, per_cm(spacing[0]))?;
-        writer.encoder().write_tag(Tag::YResolution, per_cm(spacing[1]))?;
+        writer
+            .encoder()
+            .write_tag(Tag::XResolution, per_cm(spacing[0]))?;
+        writer
+            .encoder()
+            .write_tag(Tag::YResolution, per_cm(spacing[1]))?;
         writer.write_data(page)?;
     }
     Ok(())
@@ -277,7 +353,10 @@ fn per_cm(spacing_mm: f64) -> Rational {
     while d > 1 && value * d as f64 > u32::MAX as f64 {
         d /= 10;
     }
-    Rational { n: (value * d as f64).round().clamp(1.0, u32::MAX as f64) as u32, d }
+    Rational {
+        n: (value * d as f64).round().clamp(1.0, u32::MAX as f64) as u32,
+        d,
+    }
 }
 
 #[cfg(test)]
@@ -286,7 +365,8 @@ mod tests {
 
     #[test]
     fn stack_round_trip_keeps_pages_and_spacing() {
-        let v = Voxels::from_fortran_vec(&[3, 2, 4], (0..24).map(|x| x as f32 * 0.5).collect()).unwrap();
+        let v = Voxels::from_fortran_vec(&[3, 2, 4], (0..24).map(|x| x as f32 * 0.5).collect())
+            .unwrap();
         let image = make_image(Path::new("t.tif"), v.clone(), 1, &[0.25, 0.5, 1.0]).unwrap();
         let file = tempfile::NamedTempFile::new().unwrap();
         write(&image, file.path()).unwrap();

@@ -66,7 +66,9 @@ pub(crate) fn open_decoder(path: &Path) -> Result<Decoder<BufReader<File>>> {
     let file = File::open(path).map_err(|e| IoError::io(path, e))?;
     let mut limits = Limits::default();
     limits.ifd_value_size = 256 << 20;
-    Ok(Decoder::new(BufReader::new(file)).map_err(|e| tiff_error(path, e))?.with_limits(limits))
+    Ok(Decoder::new(BufReader::new(file))
+        .map_err(|e| tiff_error(path, e))?
+        .with_limits(limits))
 }
 
 impl Slide {
@@ -78,16 +80,27 @@ impl Slide {
         let mut resolution = None;
         for index in 0..MAX_DIRECTORIES {
             let (w, h) = decoder.dimensions().map_err(|e| tiff_error(path, e))?;
-            let tile_w = decoder.find_tag_unsigned::<u32>(Tag::TileWidth).map_err(|e| tiff_error(path, e))?;
-            let tile_h = decoder.find_tag_unsigned::<u32>(Tag::TileLength).map_err(|e| tiff_error(path, e))?;
+            let tile_w = decoder
+                .find_tag_unsigned::<u32>(Tag::TileWidth)
+                .map_err(|e| tiff_error(path, e))?;
+            let tile_h = decoder
+                .find_tag_unsigned::<u32>(Tag::TileLength)
+                .map_err(|e| tiff_error(path, e))?;
             if index == 0 {
-                description = decoder.find_tag(Tag::ImageDescription).ok().flatten().and_then(|v| v.into_string().ok());
+                description = decoder
+                    .find_tag(Tag::ImageDescription)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.into_string().ok());
                 resolution = tiff_resolution_mpp(&mut decoder);
             }
-            if let (Some(tw), Some(th)) = (tile_w, tile_h) {
-                if tw > 0 && th > 0 && w > 0 && h > 0 {
-                    found.push((index, w as u64, h as u64, tw, th));
-                }
+            if let (Some(tw), Some(th)) = (tile_w, tile_h)
+                && tw > 0
+                && th > 0
+                && w > 0
+                && h > 0
+            {
+                found.push((index, w as u64, h as u64, tw, th));
             }
             if !decoder.more_images() {
                 break;
@@ -95,7 +108,11 @@ impl Slide {
             decoder.next_image().map_err(|e| tiff_error(path, e))?;
         }
         if found.is_empty() {
-            return Err(IoError::unsupported(path, FORMAT, "no tiled image directory (not a pyramidal slide)"));
+            return Err(IoError::unsupported(
+                path,
+                FORMAT,
+                "no tiled image directory (not a pyramidal slide)",
+            ));
         }
         found.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
         let (w0, h0) = (found[0].1 as f64, found[0].2 as f64);
@@ -112,7 +129,13 @@ impl Slide {
         let directories = found.iter().map(|f| f.0).collect();
         let properties = properties_from(description.as_deref());
         let mpp = aperio_mpp(&properties).or(resolution);
-        Ok(Slide { path: path.to_path_buf(), levels, directories, properties, mpp })
+        Ok(Slide {
+            path: path.to_path_buf(),
+            levels,
+            directories,
+            properties,
+            mpp,
+        })
     }
 
     /// The resolution levels, largest (level 0) first.
@@ -133,7 +156,9 @@ impl Slide {
 
     /// Objective magnification the slide was scanned at (Aperio `AppMag`).
     pub fn objective_power(&self) -> Option<f64> {
-        self.properties.get("aperio.AppMag").and_then(|v| v.trim().parse().ok())
+        self.properties
+            .get("aperio.AppMag")
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// The file this slide was opened from.
@@ -155,12 +180,16 @@ impl Slide {
 /// Parses the description: Aperio's `header|key = value|key = value...`.
 fn properties_from(description: Option<&str>) -> BTreeMap<String, String> {
     let mut properties = BTreeMap::new();
-    let Some(text) = description else { return properties };
+    let Some(text) = description else {
+        return properties;
+    };
     properties.insert("tiff.ImageDescription".to_string(), text.to_string());
     if text.starts_with("Aperio") {
         for item in text.split('|').skip(1) {
             if let Some((key, value)) = item.split_once(" = ") {
-                properties.entry(format!("aperio.{}", key.trim())).or_insert_with(|| value.trim().to_string());
+                properties
+                    .entry(format!("aperio.{}", key.trim()))
+                    .or_insert_with(|| value.trim().to_string());
             }
         }
     }
@@ -174,13 +203,19 @@ fn aperio_mpp(properties: &BTreeMap<String, String>) -> Option<(f64, f64)> {
 
 /// Microns per pixel from XResolution/YResolution in pixels per cm or inch.
 fn tiff_resolution_mpp(decoder: &mut Decoder<BufReader<File>>) -> Option<(f64, f64)> {
-    let unit_um = match decoder.find_tag_unsigned::<u16>(Tag::ResolutionUnit).ok().flatten()? {
+    let unit_um = match decoder
+        .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+        .ok()
+        .flatten()?
+    {
         2 => 25_400.0,
         3 => 10_000.0,
         _ => return None,
     };
     let mut get = |tag| match decoder.find_tag(tag).ok().flatten()? {
-        tiff::decoder::ifd::Value::Rational(n, d) if n > 0 && d > 0 => Some(unit_um * d as f64 / n as f64),
+        tiff::decoder::ifd::Value::Rational(n, d) if n > 0 && d > 0 => {
+            Some(unit_um * d as f64 / n as f64)
+        }
         _ => None,
     };
     Some((get(Tag::XResolution)?, get(Tag::YResolution)?))
@@ -197,6 +232,6 @@ mod tests {
         assert_eq!(p["aperio.AppMag"], "20");
         assert_eq!(aperio_mpp(&p), Some((0.499, 0.499)));
         assert_eq!(p["aperio.Filename"], "CMU-1");
-        assert!(properties_from(Some("ImageJ=1.5")).get("aperio.MPP").is_none());
+        assert!(!properties_from(Some("ImageJ=1.5")).contains_key("aperio.MPP"));
     }
 }

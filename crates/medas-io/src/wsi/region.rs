@@ -29,14 +29,34 @@ impl Slide {
     /// pixels there instead; composited over white, as a viewer shows them, they agree.
     /// Geometry: spacing from [`Slide::spacing_mm`], origin at the region's top-left pixel in
     /// the same units, so regions of one slide share a physical frame.
-    pub fn read_region(&self, level: usize, x: i64, y: i64, width: usize, height: usize) -> Result<Image> {
+    pub fn read_region(
+        &self,
+        level: usize,
+        x: i64,
+        y: i64,
+        width: usize,
+        height: usize,
+    ) -> Result<Image> {
         let path = self.path();
         let info = *self.levels().get(level).ok_or_else(|| {
-            IoError::unsupported(path, FORMAT, format!("level {level} does not exist (the slide has {})", self.levels().len()))
+            IoError::unsupported(
+                path,
+                FORMAT,
+                format!(
+                    "level {level} does not exist (the slide has {})",
+                    self.levels().len()
+                ),
+            )
         })?;
         let pixels = (width as u64).saturating_mul(height as u64);
         if pixels == 0 || pixels > MAX_REGION_PIXELS {
-            return Err(IoError::unsupported(path, FORMAT, format!("region of {width} x {height} pixels (1 to 2^30 pixels may be read at once)")));
+            return Err(IoError::unsupported(
+                path,
+                FORMAT,
+                format!(
+                    "region of {width} x {height} pixels (1 to 2^30 pixels may be read at once)"
+                ),
+            ));
         }
         let mut rgb = vec![255u8; width * height * 3];
         let (tw, th) = (info.tile_width as u64, info.tile_height as u64);
@@ -45,21 +65,32 @@ impl Slide {
         let x1 = (x.saturating_add(width as i64)).clamp(0, info.width as i64) as u64;
         let y1 = (y.saturating_add(height as i64)).clamp(0, info.height as i64) as u64;
         if x1 > x0 && y1 > y0 {
-            let wanted: Vec<(u64, u64)> = (y0 / th..=(y1 - 1) / th).flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty))).collect();
+            let wanted: Vec<(u64, u64)> = (y0 / th..=(y1 - 1) / th)
+                .flat_map(|ty| (x0 / tw..=(x1 - 1) / tw).map(move |tx| (tx, ty)))
+                .collect();
             let directory = self.directories[level];
             let tiles: Vec<Tile> = wanted
                 .par_iter()
-                .map_init(|| open_at(path, directory), |decoder, &(tx, ty)| decode_tile(self, decoder, level, tx, ty))
+                .map_init(
+                    || open_at(path, directory),
+                    |decoder, &(tx, ty)| decode_tile(self, decoder, level, tx, ty),
+                )
                 .collect::<Result<_>>()?;
             for tile in &tiles {
                 paste(tile, &mut rgb, x, y, width, height);
             }
         }
-        let voxels = Voxels::from_interleaved_vec(&[width, height], 3, rgb).map_err(|e| IoError::image(path, e))?;
-        let spacing = self.spacing_mm(level);
-        let geometry = Geometry::new(spacing.to_vec(), vec![x as f64 * spacing[0], y as f64 * spacing[1]], vec![1.0, 0.0, 0.0, 1.0])
+        let voxels = Voxels::from_interleaved_vec(&[width, height], 3, rgb)
             .map_err(|e| IoError::image(path, e))?;
-        let mut image = Image::with_components(voxels, 3, geometry).map_err(|e| IoError::image(path, e))?;
+        let spacing = self.spacing_mm(level);
+        let geometry = Geometry::new(
+            spacing.to_vec(),
+            vec![x as f64 * spacing[0], y as f64 * spacing[1]],
+            vec![1.0, 0.0, 0.0, 1.0],
+        )
+        .map_err(|e| IoError::image(path, e))?;
+        let mut image =
+            Image::with_components(voxels, 3, geometry).map_err(|e| IoError::image(path, e))?;
         image.metadata.set(keys::MODALITY, "SM");
         Ok(image)
     }
@@ -75,18 +106,33 @@ impl Slide {
         let out_h = ((base.height as f64 * scale).round() as usize).max(1);
         let level = (0..self.levels().len())
             .rev()
-            .find(|&l| self.levels()[l].width as usize >= out_w && self.levels()[l].height as usize >= out_h)
+            .find(|&l| {
+                self.levels()[l].width as usize >= out_w
+                    && self.levels()[l].height as usize >= out_h
+            })
             .unwrap_or(0);
         let info = self.levels()[level];
         let source = self.read_region(level, 0, 0, info.width as usize, info.height as usize)?;
         let rgb = source.voxels().as_array::<u8>().expect("regions are u8");
         let data = rgb.as_slice_memory_order().expect("regions are contiguous");
-        let small = area_average(data, info.width as usize, info.height as usize, out_w, out_h);
-        let voxels = Voxels::from_interleaved_vec(&[out_w, out_h], 3, small).map_err(|e| IoError::image(self.path(), e))?;
+        let small = area_average(
+            data,
+            info.width as usize,
+            info.height as usize,
+            out_w,
+            out_h,
+        );
+        let voxels = Voxels::from_interleaved_vec(&[out_w, out_h], 3, small)
+            .map_err(|e| IoError::image(self.path(), e))?;
         let s0 = self.spacing_mm(0);
-        let spacing = vec![s0[0] * base.width as f64 / out_w as f64, s0[1] * base.height as f64 / out_h as f64];
-        let geometry = Geometry::new(spacing, vec![0.0, 0.0], vec![1.0, 0.0, 0.0, 1.0]).map_err(|e| IoError::image(self.path(), e))?;
-        let mut image = Image::with_components(voxels, 3, geometry).map_err(|e| IoError::image(self.path(), e))?;
+        let spacing = vec![
+            s0[0] * base.width as f64 / out_w as f64,
+            s0[1] * base.height as f64 / out_h as f64,
+        ];
+        let geometry = Geometry::new(spacing, vec![0.0, 0.0], vec![1.0, 0.0, 0.0, 1.0])
+            .map_err(|e| IoError::image(self.path(), e))?;
+        let mut image = Image::with_components(voxels, 3, geometry)
+            .map_err(|e| IoError::image(self.path(), e))?;
         image.metadata.set(keys::MODALITY, "SM");
         Ok(image)
     }
@@ -94,27 +140,50 @@ impl Slide {
 
 fn open_at(path: &std::path::Path, directory: usize) -> Result<Decoder<BufReader<File>>> {
     let mut decoder = open_decoder(path)?;
-    decoder.seek_to_image(directory).map_err(|e| tiff_error(path, e))?;
+    decoder
+        .seek_to_image(directory)
+        .map_err(|e| tiff_error(path, e))?;
     Ok(decoder)
 }
 
-fn decode_tile(slide: &Slide, decoder: &mut Result<Decoder<BufReader<File>>>, level: usize, tx: u64, ty: u64) -> Result<Tile> {
+fn decode_tile(
+    slide: &Slide,
+    decoder: &mut Result<Decoder<BufReader<File>>>,
+    level: usize,
+    tx: u64,
+    ty: u64,
+) -> Result<Tile> {
     let path = slide.path();
-    let decoder = decoder.as_mut().map_err(|e| IoError::corrupt(path, FORMAT, format!("cannot reopen the slide: {e}")))?;
+    let decoder = decoder
+        .as_mut()
+        .map_err(|e| IoError::corrupt(path, FORMAT, format!("cannot reopen the slide: {e}")))?;
     let info = slide.levels()[level];
     let (tw, th) = (info.tile_width as u64, info.tile_height as u64);
     let across = info.width.div_ceil(tw);
-    let index = u32::try_from(ty * across + tx).map_err(|_| IoError::corrupt(path, FORMAT, "too many tiles"))?;
+    let index = u32::try_from(ty * across + tx)
+        .map_err(|_| IoError::corrupt(path, FORMAT, "too many tiles"))?;
     let color = decoder.colortype().map_err(|e| tiff_error(path, e))?;
     let samples = match color {
         ColorType::RGB(8) | ColorType::YCbCr(8) => 3,
         ColorType::RGBA(8) => 4,
         ColorType::Gray(8) => 1,
-        other => return Err(IoError::unsupported(path, FORMAT, format!("tile colour type {other:?} (8-bit RGB, RGBA, YCbCr or grey are read)"))),
+        other => {
+            return Err(IoError::unsupported(
+                path,
+                FORMAT,
+                format!("tile colour type {other:?} (8-bit RGB, RGBA, YCbCr or grey are read)"),
+            ));
+        }
     };
     let data = match decoder.read_chunk(index).map_err(|e| tiff_error(path, e))? {
         DecodingResult::U8(data) => data,
-        _ => return Err(IoError::unsupported(path, FORMAT, "tiles that are not 8-bit")),
+        _ => {
+            return Err(IoError::unsupported(
+                path,
+                FORMAT,
+                "tiles that are not 8-bit",
+            ));
+        }
     };
     let width = tw.min(info.width - tx * tw) as usize;
     let height = th.min(info.height - ty * th) as usize;
@@ -124,7 +193,15 @@ fn decode_tile(slide: &Slide, decoder: &mut Result<Decoder<BufReader<File>>>, le
     } else if data.len() == (tw * th) as usize * samples {
         tw as usize
     } else {
-        return Err(IoError::corrupt(path, FORMAT, format!("tile {index} decodes to {} bytes, expected {}", data.len(), width * height * samples)));
+        return Err(IoError::corrupt(
+            path,
+            FORMAT,
+            format!(
+                "tile {index} decodes to {} bytes, expected {}",
+                data.len(),
+                width * height * samples
+            ),
+        ));
     };
     let mut rgb = Vec::with_capacity(width * height * 3);
     for row in 0..height {
@@ -137,14 +214,24 @@ fn decode_tile(slide: &Slide, decoder: &mut Result<Decoder<BufReader<File>>>, le
             }
         }
     }
-    Ok(Tile { x: tx * tw, y: ty * th, width, height, rgb })
+    Ok(Tile {
+        x: tx * tw,
+        y: ty * th,
+        width,
+        height,
+        rgb,
+    })
 }
 
 /// JFIF full-range YCbCr to RGB (ITU-R BT.601 coefficients), rounded and clamped.
 fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     let (y, cb, cr) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
     let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    [clamp(y + 1.402 * cr), clamp(y - 0.344_136 * cb - 0.714_136 * cr), clamp(y + 1.772 * cb)]
+    [
+        clamp(y + 1.402 * cr),
+        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
+        clamp(y + 1.772 * cb),
+    ]
 }
 
 /// Copies the part of `tile` that falls inside the region at (`x`, `y`) into `out`.
@@ -208,7 +295,10 @@ fn area_average(rgb: &[u8], w: usize, h: usize, out_w: usize, out_h: usize) -> V
         .flat_map_iter(|taps| {
             let narrow = &narrow;
             (0..out_w * 3).map(move |i| {
-                let v: f32 = taps.iter().map(|&(s, weight)| narrow[s * out_w * 3 + i] * weight).sum();
+                let v: f32 = taps
+                    .iter()
+                    .map(|&(s, weight)| narrow[s * out_w * 3 + i] * weight)
+                    .sum();
                 v.round().clamp(0.0, 255.0) as u8
             })
         })
