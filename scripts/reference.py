@@ -12,6 +12,9 @@ origin and row-major direction in LPS mm, as SimpleITK reports them) and OUTDIR/
   pydicom       pydicom.dcmread + pixel_array (+ modality LUT unless raw=1)
   numpy         numpy.load (.npy, or .npz with key=NAME)
   tifffile      tifffile.imread (page=N, level=N for pyramids)
+  pillow        PIL.Image.open (libjpeg-turbo for JPEG), as RGB/L/LA/RGBA arrays
+  openslide     OpenSlide read_region(level=N, x=, y= in level-0 pixels, w=, h= in level
+                pixels), flattened over white (transparent outside-the-slide pixels -> 255)
 """
 import json
 import os
@@ -114,6 +117,34 @@ def read_tifffile(path, opts):
     return np.transpose(arr, axes), {"components": comps}
 
 
+def read_pillow(path, opts):
+    from PIL import Image
+
+    arr = np.asarray(Image.open(path))
+    comps = arr.shape[2] if arr.ndim == 3 else 1
+    axes = [1, 0] + ([2] if arr.ndim == 3 else [])
+    return np.transpose(arr, axes), {"components": comps}
+
+
+def read_openslide(path, opts):
+    import openslide
+
+    slide = openslide.OpenSlide(path)
+    level = int(opts.get("level", 0))
+    x, y = int(opts.get("x", 0)), int(opts.get("y", 0))
+    w = int(opts.get("w", slide.level_dimensions[level][0]))
+    h = int(opts.get("h", slide.level_dimensions[level][1]))
+    rgba = np.asarray(slide.read_region((x, y), level, (w, h))).astype(np.float64)
+    # OpenSlide returns premultiplied-then-unpremultiplied RGBA; composite over white.
+    alpha = rgba[..., 3:4] / 255.0
+    rgb = np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    meta = {"components": 3, "level_count": slide.level_count,
+            "level_dimensions": [list(d) for d in slide.level_dimensions],
+            "level_downsamples": list(slide.level_downsamples),
+            "properties": dict(slide.properties)}
+    return np.transpose(rgb, [1, 0, 2]), meta
+
+
 READERS = {
     "sitk": read_sitk,
     "sitk-series": read_sitk_series,
@@ -121,6 +152,8 @@ READERS = {
     "pydicom": read_pydicom,
     "numpy": read_numpy,
     "tifffile": read_tifffile,
+    "pillow": read_pillow,
+    "openslide": read_openslide,
 }
 
 
