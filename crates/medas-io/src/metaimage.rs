@@ -88,7 +88,11 @@ pub fn read(path: &Path) -> Result<Image> {
 pub fn read_bytes(bytes: &[u8], name: &Path) -> Result<Image> {
     let header = parse_header(bytes, name)?;
     if header.data_file != DataFile::Local {
-        return Err(IoError::unsupported(name, FORMAT, "the voxels are in a separate data file; read the header from disk"));
+        return Err(IoError::unsupported(
+            name,
+            FORMAT,
+            "the voxels are in a separate data file; read the header from disk",
+        ));
     }
     let payload = local_payload(&header, bytes, name)?;
     decode(&header, payload, name)
@@ -223,61 +227,73 @@ fn split_fields(bytes: &[u8], path: &Path) -> Result<Fields> {
     Err(IoError::corrupt(path, FORMAT, "no `ElementDataFile` line in the header"))
 }
 
+impl Fields {
+    /// The value of the first field named like one of `names` (case-insensitive).
+    fn get(&self, names: &[&str]) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n))).map(|(_, v)| v.as_str())
+    }
+
+    /// The first `count` numbers of a field, `None` when it is absent.
+    fn numbers(&self, names: &[&str], count: usize, path: &Path) -> Result<Option<Vec<f64>>> {
+        let Some(text) = self.get(names) else { return Ok(None) };
+        let corrupt = |what: String| IoError::corrupt(path, FORMAT, what);
+        let values: Vec<f64> = text
+            .split_whitespace()
+            .map(|t| t.parse().ok())
+            .collect::<Option<_>>()
+            .ok_or_else(|| corrupt(format!("{} = {text:?} is not a list of numbers", names[0])))?;
+        if values.len() < count {
+            return Err(corrupt(format!("{} has {} values, {count} needed", names[0], values.len())));
+        }
+        Ok(Some(values[..count].to_vec()))
+    }
+}
+
+/// Spacing, origin and row-major direction from the header (defaults: 1, 0, identity).
+fn parse_geometry(fields: &Fields, n: usize, path: &Path) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let spacing = match fields.numbers(&["ElementSpacing"], n, path)? {
+        Some(v) => v,
+        None => fields.numbers(&["ElementSize"], n, path)?.unwrap_or_else(|| vec![1.0; n]),
+    };
+    let origin = fields.numbers(&["Offset", "Position", "Origin"], n, path)?.unwrap_or_else(|| vec![0.0; n]);
+    let direction = match fields.numbers(&["TransformMatrix", "Rotation", "Orientation"], n * n, path)? {
+        // TransformMatrix lists axis 0's direction first: transpose into row-major.
+        Some(m) => (0..n * n).map(|k| m[(k % n) * n + k / n]).collect(),
+        None => Geometry::identity(n).direction().to_vec(),
+    };
+    Ok((spacing, origin, direction))
+}
+
 fn parse_header(bytes: &[u8], path: &Path) -> Result<Header> {
     let fields = split_fields(bytes, path)?;
-    let get = |names: &[&str]| {
-        fields.pairs.iter().find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n))).map(|(_, v)| v.as_str())
-    };
+    let get = |names: &[&str]| fields.get(names);
     let corrupt = |what: String| IoError::corrupt(path, FORMAT, what);
     let ndims: usize = get(&["NDims"])
         .ok_or_else(|| corrupt("no NDims".into()))?
         .parse()
         .map_err(|_| corrupt("NDims is not a number".into()))?;
     if !(1..=4).contains(&ndims) {
-        return Err(IoError::unsupported(path, FORMAT, format!("NDims = {ndims} (MEDAS images have 1 to 4 dimensions)")));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            format!("NDims = {ndims} (MEDAS images have 1 to 4 dimensions)"),
+        ));
     }
-    let numbers = |names: &[&str], required: bool| -> Result<Option<Vec<f64>>> {
-        let Some(text) = get(names) else {
-            return if required { Err(corrupt(format!("no {}", names[0]))) } else { Ok(None) };
-        };
-        let values: Option<Vec<f64>> = text.split_whitespace().map(|t| t.parse().ok()).collect();
-        let values = values.ok_or_else(|| corrupt(format!("{} = {text:?} is not a list of numbers", names[0])))?;
-        Ok(Some(values))
-    };
-    let take = |values: Vec<f64>, count: usize, what: &str| -> Result<Vec<f64>> {
-        if values.len() < count {
-            return Err(corrupt(format!("{what} has {} values, {count} needed", values.len())));
-        }
-        Ok(values[..count].to_vec())
-    };
-    let dims = take(numbers(&["DimSize"], true)?.unwrap_or_default(), ndims, "DimSize")?;
+    let dims = fields.numbers(&["DimSize"], ndims, path)?.ok_or_else(|| corrupt("no DimSize".into()))?;
     if dims.iter().any(|&d| !(d >= 1.0 && d.fract() == 0.0 && d < 1e15)) {
         return Err(corrupt(format!("DimSize {dims:?} must be positive whole numbers")));
     }
-    let spacing = match numbers(&["ElementSpacing"], false)?.or(numbers(&["ElementSize"], false)?) {
-        Some(v) => take(v, ndims, "ElementSpacing")?,
-        None => vec![1.0; ndims],
-    };
-    let origin = match numbers(&["Offset", "Position", "Origin"], false)? {
-        Some(v) => take(v, ndims, "Offset")?,
-        None => vec![0.0; ndims],
-    };
-    let direction = match numbers(&["TransformMatrix", "Rotation", "Orientation"], false)? {
-        Some(v) => {
-            let m = take(v, ndims * ndims, "TransformMatrix")?;
-            (0..ndims * ndims).map(|k| m[(k % ndims) * ndims + k / ndims]).collect()
-        }
-        None => Geometry::identity(ndims).direction().to_vec(),
-    };
+    let (spacing, origin, direction) = parse_geometry(&fields, ndims, path)?;
     let type_name = get(&["ElementType"]).ok_or_else(|| corrupt("no ElementType".into()))?;
     let scalar = parse_element_type(type_name)
         .ok_or_else(|| IoError::unsupported(path, FORMAT, format!("ElementType {type_name}")))?;
-    let channels = match get(&["ElementNumberOfChannels"]) {
-        Some(t) => t.parse::<usize>().ok().filter(|c| (1..=1024).contains(c)).ok_or_else(|| {
-            corrupt(format!("ElementNumberOfChannels = {t:?} must be a whole number from 1 to 1024"))
-        })?,
-        None => 1,
-    };
+    let channels =
+        match get(&["ElementNumberOfChannels"]) {
+            Some(t) => t.parse::<usize>().ok().filter(|c| (1..=1024).contains(c)).ok_or_else(|| {
+                corrupt(format!("ElementNumberOfChannels = {t:?} must be a whole number from 1 to 1024"))
+            })?,
+            None => 1,
+        };
     let flag = |names: &[&str]| get(names).map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "t" | "1"));
     let msb = flag(&["BinaryDataByteOrderMSB", "ElementByteOrderMSB"]).unwrap_or(false);
     let header_size = match get(&["HeaderSize"]) {
@@ -323,26 +339,17 @@ fn data_file(value: &str, trailing: &[String], dims: &[f64], path: &Path) -> Res
         let voxels: f64 = dims.iter().product();
         let count = if step > 0 && max >= min { (max - min) / step + 1 } else { 0 };
         if count < 1 || count as f64 > voxels {
-            return Err(IoError::corrupt(path, FORMAT, format!("ElementDataFile pattern {value:?} names no usable files")));
+            return Err(IoError::corrupt(
+                path,
+                FORMAT,
+                format!("ElementDataFile pattern {value:?} names no usable files"),
+            ));
         }
-        let names = (0..count).map(|k| format_pattern(parts[0], min + k * step)).collect::<Result<_>>()?;
+        let names =
+            (0..count).map(|k| raw::expand_pattern(path, FORMAT, parts[0], min + k * step)).collect::<Result<_>>()?;
         return Ok(DataFile::List(names));
     }
     Ok(DataFile::Single(value.to_string()))
-}
-
-/// Expands one `%d`, `%3d` or `%03d` in `pattern`.
-fn format_pattern(pattern: &str, number: i64) -> Result<String> {
-    let bad = || IoError::unsupported(Path::new(pattern), FORMAT, "file-name pattern other than %d / %0Nd");
-    let (head, rest) = pattern.split_once('%').ok_or_else(bad)?;
-    let d = rest.find('d').ok_or_else(bad)?;
-    let spec = &rest[..d];
-    if spec.len() > 2 || !spec.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let width: usize = if spec.is_empty() { 0 } else { spec.parse().map_err(|_| bad())? };
-    let digits = if spec.starts_with('0') { format!("{number:0width$}") } else { format!("{number:width$}") };
-    Ok(format!("{head}{digits}{}", &rest[d + 1..]))
 }
 
 /// Bytes stored on disk for the voxels: the compressed size if known, else the raw size.
@@ -479,7 +486,8 @@ mod tests {
 
     #[test]
     fn big_endian_and_text_data() {
-        let h = "NDims = 1\nDimSize = 2\nElementType = MET_SHORT\nElementByteOrderMSB = True\nElementDataFile = LOCAL\n";
+        let h =
+            "NDims = 1\nDimSize = 2\nElementType = MET_SHORT\nElementByteOrderMSB = True\nElementDataFile = LOCAL\n";
         let img = read_bytes(&mha(h, &[0x01, 0x02, 0xff, 0xfe]), Path::new("t.mha")).unwrap();
         assert_eq!(img.voxels().as_array::<i16>().unwrap().as_slice().unwrap(), &[0x0102, -2]);
         let h = "NDims = 1\nDimSize = 3\nBinaryData = False\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n";
@@ -489,9 +497,11 @@ mod tests {
 
     #[test]
     fn patterns_expand() {
-        assert_eq!(format_pattern("s%03d.raw", 7).unwrap(), "s007.raw");
-        assert_eq!(format_pattern("s%d.raw", 12).unwrap(), "s12.raw");
-        assert!(format_pattern("s%s.raw", 1).is_err());
+        let p = Path::new("t.mhd");
+        assert_eq!(raw::expand_pattern(p, FORMAT, "s%03d.raw", 7).unwrap(), "s007.raw");
+        assert_eq!(raw::expand_pattern(p, FORMAT, "s%d.raw", 12).unwrap(), "s12.raw");
+        assert_eq!(raw::expand_pattern(p, FORMAT, "s%3d.raw", 12).unwrap(), "s 12.raw");
+        assert!(raw::expand_pattern(p, FORMAT, "s%s.raw", 1).is_err());
     }
 
     #[test]
@@ -503,7 +513,9 @@ mod tests {
         assert!(read_bytes(&mha(zhuge, &raw::zlib(&[0; 64])), p).is_err());
         let bad = "NDims = 2\nDimSize = 2 2\nElementType = MET_STRING\nElementDataFile = LOCAL\n";
         assert!(matches!(read_bytes(&mha(bad, &[0; 4]), p), Err(IoError::Unsupported { .. })));
-        assert!(read_bytes(b"NDims = 2\nDimSize = -1 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", p).is_err());
+        assert!(
+            read_bytes(b"NDims = 2\nDimSize = -1 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", p).is_err()
+        );
         assert!(read_bytes(b"\x00\xff garbage", p).is_err());
     }
 }

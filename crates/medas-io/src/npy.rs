@@ -66,7 +66,11 @@ fn zip_error(path: &Path, e: zip::result::ZipError) -> IoError {
 }
 
 /// Reads one zip entry, bounded by its declared size and the deflate expansion limit.
-fn entry_bytes<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>, index: usize, path: &Path) -> Result<Vec<u8>> {
+fn entry_bytes<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    index: usize,
+    path: &Path,
+) -> Result<Vec<u8>> {
     let entry = archive.by_index(index).map_err(|e| zip_error(path, e))?;
     let limit = entry.size().min(entry.compressed_size().saturating_mul(1032).saturating_add(1 << 16));
     let mut out = Vec::new();
@@ -82,9 +86,8 @@ fn read_npz(bytes: &[u8], path: &Path, key: Option<&str>) -> Result<Image> {
     let names: Vec<String> = archive.file_names().map(str::to_string).collect();
     let index_of = |key: &str| names.iter().position(|n| *n == format!("{key}.npy") || n == key);
     let index = match key {
-        Some(key) => index_of(key).ok_or_else(|| {
-            IoError::corrupt(path, "npz", format!("no array {key:?} (arrays: {names:?})"))
-        })?,
+        Some(key) => index_of(key)
+            .ok_or_else(|| IoError::corrupt(path, "npz", format!("no array {key:?} (arrays: {names:?})")))?,
         None => index_of("image").unwrap_or(0),
     };
     if archive.is_empty() {
@@ -101,7 +104,8 @@ fn read_npz(bytes: &[u8], path: &Path, key: Option<&str>) -> Result<Image> {
             _ => Ok(None),
         }
     };
-    let (spacing, origin, direction) = (geometry_part("spacing")?, geometry_part("origin")?, geometry_part("direction")?);
+    let (spacing, origin, direction) =
+        (geometry_part("spacing")?, geometry_part("origin")?, geometry_part("direction")?);
     let ndim = voxels.shape().len();
     let Some(spacing) = spacing else {
         return Image::from_voxels(voxels).map_err(|e| IoError::image(path, e));
@@ -171,7 +175,8 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<NpyHeader> {
         .strip_prefix('\'')
         .and_then(|d| d.split('\'').next())
         .ok_or_else(|| IoError::unsupported(path, FORMAT, "structured dtype (only plain numeric arrays)"))?;
-    let (stored, order) = parse_descr(descr).ok_or_else(|| IoError::unsupported(path, FORMAT, format!("dtype {descr:?}")))?;
+    let (stored, order) =
+        parse_descr(descr).ok_or_else(|| IoError::unsupported(path, FORMAT, format!("dtype {descr:?}")))?;
     let fortran = value_after("fortran_order")?.starts_with("True");
     let shape_text = value_after("shape")?;
     let shape_text = shape_text

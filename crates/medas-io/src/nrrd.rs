@@ -79,7 +79,11 @@ pub fn read_bytes(bytes: &[u8], name: &Path) -> Result<Image> {
     let header = split_header(bytes, name)?;
     let layout = layout(&header, name)?;
     if header.get(&["data file", "datafile"]).is_some() {
-        return Err(IoError::unsupported(name, FORMAT, "the voxels are in a separate data file; read the header from disk"));
+        return Err(IoError::unsupported(
+            name,
+            FORMAT,
+            "the voxels are in a separate data file; read the header from disk",
+        ));
     }
     let start = header.data_start.unwrap_or(bytes.len());
     let payload = payload_bytes(&layout, bytes.get(start..).unwrap_or_default(), needed_bytes(&layout, name)?, name)?;
@@ -135,7 +139,12 @@ fn parse_type(name: &str) -> Option<ScalarType> {
         "ushort" | "unsigned short" | "unsigned short int" | "uint16" | "uint16_t" => ScalarType::U16,
         "int" | "signed int" | "int32" | "int32_t" => ScalarType::I32,
         "uint" | "unsigned int" | "uint32" | "uint32_t" => ScalarType::U32,
-        "longlong" | "long long" | "long long int" | "signed long long" | "signed long long int" | "int64"
+        "longlong"
+        | "long long"
+        | "long long int"
+        | "signed long long"
+        | "signed long long int"
+        | "int64"
         | "int64_t" => ScalarType::I64,
         "ulonglong" | "unsigned long long" | "unsigned long long int" | "uint64" | "uint64_t" => ScalarType::U64,
         "float" => ScalarType::F32,
@@ -147,8 +156,8 @@ fn parse_type(name: &str) -> Option<ScalarType> {
 fn layout(header: &Header, path: &Path) -> Result<Layout> {
     let corrupt = |what: String| IoError::corrupt(path, FORMAT, what);
     let type_name = header.get(&["type"]).ok_or_else(|| corrupt("no `type` field".into()))?;
-    let scalar = parse_type(type_name)
-        .ok_or_else(|| IoError::unsupported(path, FORMAT, format!("type {type_name:?}")))?;
+    let scalar =
+        parse_type(type_name).ok_or_else(|| IoError::unsupported(path, FORMAT, format!("type {type_name:?}")))?;
     let dimension: usize = header
         .get(&["dimension"])
         .and_then(|d| d.parse().ok())
@@ -209,24 +218,11 @@ fn data_file_names(header: &Header, layout: &Layout, path: &Path) -> Result<Opti
         if count < 1 || count > slices.max(1) * 64 {
             return Err(IoError::corrupt(path, FORMAT, format!("data file pattern {value:?} names no usable files")));
         }
-        let names = (0..count).map(|k| expand_pattern(parts[0], min + k * step, path)).collect::<Result<_>>()?;
+        let names =
+            (0..count).map(|k| raw::expand_pattern(path, FORMAT, parts[0], min + k * step)).collect::<Result<_>>()?;
         return Ok(Some(names));
     }
     Ok(Some(vec![value.to_string()]))
-}
-
-/// Expands one `%d`, `%Nd` or `%0Nd` in a data file pattern.
-fn expand_pattern(pattern: &str, number: i64, path: &Path) -> Result<String> {
-    let bad = || IoError::unsupported(path, FORMAT, format!("data file pattern {pattern:?} (only %d / %0Nd)"));
-    let (head, rest) = pattern.split_once('%').ok_or_else(bad)?;
-    let d = rest.find('d').ok_or_else(bad)?;
-    let spec = &rest[..d];
-    if spec.len() > 2 || !spec.chars().all(|c| c.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let width: usize = if spec.is_empty() { 0 } else { spec.parse().map_err(|_| bad())? };
-    let digits = if spec.starts_with('0') { format!("{number:0width$}") } else { format!("{number:width$}") };
-    Ok(format!("{head}{digits}{}", &rest[d + 1..]))
 }
 
 fn detached_payload(layout: &Layout, names: &[String], path: &Path) -> Result<Vec<u8>> {
@@ -256,11 +252,19 @@ fn payload_bytes(layout: &Layout, stored: &[u8], needed: usize, path: &Path) -> 
     }
     let skip = layout.byte_skip.max(0) as usize;
     let truncated = |have: usize| {
-        IoError::corrupt(path, FORMAT, format!("voxel data is truncated: {have} bytes present, {} needed", needed + skip))
+        IoError::corrupt(
+            path,
+            FORMAT,
+            format!("voxel data is truncated: {have} bytes present, {} needed", needed + skip),
+        )
     };
     let bytes = match layout.encoding {
         Encoding::Raw => {
-            let start = if layout.byte_skip == -1 { data.len().checked_sub(needed).ok_or_else(|| truncated(data.len()))? } else { skip };
+            let start = if layout.byte_skip == -1 {
+                data.len().checked_sub(needed).ok_or_else(|| truncated(data.len()))?
+            } else {
+                skip
+            };
             data.get(start..).ok_or_else(|| truncated(data.len()))?.to_vec()
         }
         Encoding::Gzip => {
@@ -300,7 +304,8 @@ fn hex_bytes(text: &[u8], needed: usize, path: &Path) -> Result<Vec<u8>> {
         }
         let nibble = (c as char)
             .to_digit(16)
-            .ok_or_else(|| IoError::corrupt(path, FORMAT, format!("{:?} in hex data", c as char)))? as u8;
+            .ok_or_else(|| IoError::corrupt(path, FORMAT, format!("{:?} in hex data", c as char)))?
+            as u8;
         match high.take() {
             Some(h) => out.push(h << 4 | nibble),
             None => high = Some(nibble),
@@ -321,17 +326,26 @@ fn build_image(header: &Header, layout: &Layout, payload: &[u8], path: &Path) ->
     let order = if layout.encoding == Encoding::Text { ByteOrder::NATIVE } else { layout.order };
     let voxels = raw::decode(path, FORMAT, payload, layout.scalar, order, &layout.sizes, 1)?;
     let dimension = layout.sizes.len();
-    let kinds: Vec<String> = header.get(&["kinds"]).map(|k| k.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    let kinds: Vec<String> =
+        header.get(&["kinds"]).map(|k| k.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
     if !kinds.is_empty() && kinds.len() != dimension {
         return Err(IoError::corrupt(path, FORMAT, format!("{} kinds for {dimension} axes", kinds.len())));
     }
     let range: Vec<usize> = (0..kinds.len()).filter(|&k| !is_domain_kind(&kinds[k])).collect();
     if range.len() > 1 {
-        return Err(IoError::unsupported(path, FORMAT, format!("{} non-spatial axes (kinds {kinds:?}); at most one", range.len())));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            format!("{} non-spatial axes (kinds {kinds:?}); at most one", range.len()),
+        ));
     }
     let domain: Vec<usize> = (0..dimension).filter(|k| !range.contains(k)).collect();
     if !(1..=4).contains(&domain.len()) {
-        return Err(IoError::unsupported(path, FORMAT, format!("{} spatial axes (MEDAS images have 1 to 4)", domain.len())));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            format!("{} spatial axes (MEDAS images have 1 to 4)", domain.len()),
+        ));
     }
     let geometry = geometry(header, &layout.sizes, &domain, path)?;
     let (voxels, components) = match range.first() {
@@ -359,7 +373,10 @@ fn space_info(name: &str) -> Option<(usize, [bool; 2])> {
         "left-posterior-superior" | "lps" | "scanner-xyz" | "3d-right-handed" | "3d-left-handed" => (3, [false, false]),
         "right-anterior-superior-time" | "rast" => (4, [true, true]),
         "left-anterior-superior-time" | "last" => (4, [false, true]),
-        "left-posterior-superior-time" | "lpst" | "scanner-xyz-time" | "3d-right-handed-time"
+        "left-posterior-superior-time"
+        | "lpst"
+        | "scanner-xyz-time"
+        | "3d-right-handed-time"
         | "3d-left-handed-time" => (4, [false, false]),
         _ => return None,
     })
@@ -372,7 +389,9 @@ fn geometry(header: &Header, sizes: &[usize], domain: &[usize], path: &Path) -> 
         (Some(name), _) => {
             Some(space_info(name).ok_or_else(|| IoError::unsupported(path, FORMAT, format!("space {name:?}")))?)
         }
-        (None, Some(d)) => Some((d.parse::<usize>().map_err(|_| corrupt(format!("space dimension {d:?}")))?, [false; 2])),
+        (None, Some(d)) => {
+            Some((d.parse::<usize>().map_err(|_| corrupt(format!("space dimension {d:?}")))?, [false; 2]))
+        }
         (None, None) => None,
     };
     let directions = header.get(&["space directions"]);
@@ -380,7 +399,11 @@ fn geometry(header: &Header, sizes: &[usize], domain: &[usize], path: &Path) -> 
         return axis_geometry(header, sizes, domain, path);
     };
     if space_dim != n {
-        return Err(IoError::unsupported(path, FORMAT, format!("{n} spatial axes in a {space_dim}-D space (SimpleITK refuses this too)")));
+        return Err(IoError::unsupported(
+            path,
+            FORMAT,
+            format!("{n} spatial axes in a {space_dim}-D space (SimpleITK refuses this too)"),
+        ));
     }
     let vectors: Vec<&str> = directions.split_whitespace().collect();
     if vectors.len() != sizes.len() {
@@ -390,9 +413,9 @@ fn geometry(header: &Header, sizes: &[usize], domain: &[usize], path: &Path) -> 
     let mut spacing = vec![0.0; n];
     let mut direction = vec![0.0; n * n];
     for (column, &axis) in domain.iter().enumerate() {
-        let v = parse_vector(vectors[axis])
-            .filter(|v| v.len() == n)
-            .ok_or_else(|| corrupt(format!("space direction {:?} of axis {axis} is not a {n}-vector", vectors[axis])))?;
+        let v = parse_vector(vectors[axis]).filter(|v| v.len() == n).ok_or_else(|| {
+            corrupt(format!("space direction {:?} of axis {axis} is not a {n}-vector", vectors[axis]))
+        })?;
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         if !(norm > 0.0 && norm.is_finite()) {
             return Err(corrupt(format!("space direction of axis {axis} has length {norm}")));
@@ -418,12 +441,16 @@ fn geometry(header: &Header, sizes: &[usize], domain: &[usize], path: &Path) -> 
 /// Geometry from per-axis `spacings` / `axis mins` / `axis maxs` / `centers` (no space).
 fn axis_geometry(header: &Header, sizes: &[usize], domain: &[usize], path: &Path) -> Result<Geometry> {
     let per_axis = |names: &[&str]| -> Vec<f64> {
-        let values: Vec<f64> =
-            header.get(names).map(|t| t.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN)).collect()).unwrap_or_default();
+        let values: Vec<f64> = header
+            .get(names)
+            .map(|t| t.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+            .unwrap_or_default();
         (0..sizes.len()).map(|k| values.get(k).copied().unwrap_or(f64::NAN)).collect()
     };
-    let (spacings, mins, maxs) = (per_axis(&["spacings"]), per_axis(&["axis mins", "axismins"]), per_axis(&["axis maxs", "axismaxs"]));
-    let centers: Vec<&str> = header.get(&["centers", "centerings"]).map(|c| c.split_whitespace().collect()).unwrap_or_default();
+    let (spacings, mins, maxs) =
+        (per_axis(&["spacings"]), per_axis(&["axis mins", "axismins"]), per_axis(&["axis maxs", "axismaxs"]));
+    let centers: Vec<&str> =
+        header.get(&["centers", "centerings"]).map(|c| c.split_whitespace().collect()).unwrap_or_default();
     let n = domain.len();
     let (mut spacing, mut origin) = (vec![1.0; n], vec![0.0; n]);
     for (column, &axis) in domain.iter().enumerate() {
@@ -486,7 +513,8 @@ pub fn write_with(image: &Image, path: &Path, options: &WriteOptions) -> Result<
 fn header_text(image: &Image, compress: bool) -> String {
     let g = image.geometry();
     let n = g.dimension();
-    let vector = |v: &mut dyn Iterator<Item = f64>| format!("({})", v.map(|x| x.to_string()).collect::<Vec<_>>().join(","));
+    let vector =
+        |v: &mut dyn Iterator<Item = f64>| format!("({})", v.map(|x| x.to_string()).collect::<Vec<_>>().join(","));
     let type_name = match image.scalar_type() {
         ScalarType::U8 => "uint8",
         ScalarType::I8 => "int8",

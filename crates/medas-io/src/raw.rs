@@ -272,6 +272,21 @@ pub fn check_inflatable(path: &Path, format: &'static str, compressed: usize, ne
     Ok(())
 }
 
+/// Expands the single `%d`, `%Nd` or `%0Nd` in a detached-data file-name pattern (MetaImage
+/// `ElementDataFile`, NRRD `data file`) with `number`.
+pub fn expand_pattern(header: &Path, format: &'static str, pattern: &str, number: i64) -> Result<String> {
+    let bad = || IoError::unsupported(header, format, format!("data file pattern {pattern:?} (only %d / %0Nd)"));
+    let (head, rest) = pattern.split_once('%').ok_or_else(bad)?;
+    let d = rest.find('d').ok_or_else(bad)?;
+    let spec = &rest[..d];
+    if spec.len() > 2 || !spec.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let width: usize = if spec.is_empty() { 0 } else { spec.parse().map_err(|_| bad())? };
+    let digits = if spec.starts_with('0') { format!("{number:0width$}") } else { format!("{number:width$}") };
+    Ok(format!("{head}{digits}{}", &rest[d + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,11 +171,15 @@ fn damaged_and_hostile_files_give_errors() {
     let p = Path::new("h.mha");
     let huge = b"NDims = 3\nDimSize = 100000 100000 100000\nElementType = MET_DOUBLE\nCompressedData = True\nElementDataFile = LOCAL\nx\x9c";
     expect_error(metaimage::read_bytes(huge, p), "huge");
-    let overflow = b"NDims = 4\nDimSize = 4294967296 4294967296 4294967296 9\nElementType = MET_DOUBLE\nElementDataFile = LOCAL\n";
+    let overflow =
+        b"NDims = 4\nDimSize = 4294967296 4294967296 4294967296 9\nElementType = MET_DOUBLE\nElementDataFile = LOCAL\n";
     expect_error(metaimage::read_bytes(overflow, p), "overflow");
     let bad = b"NDims = 2\nDimSize = 2 2\nElementType = MET_FLOAT_MATRIX\nElementDataFile = LOCAL\n0000000000000000";
     assert!(matches!(expect_error(metaimage::read_bytes(bad, p), "type"), IoError::Unsupported { .. }));
-    expect_error(metaimage::read_bytes(b"NDims = 9\nDimSize = 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", p), "ndims");
+    expect_error(
+        metaimage::read_bytes(b"NDims = 9\nDimSize = 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", p),
+        "ndims",
+    );
     // Data files outside the header's folder are refused, even when they exist.
     let secret = dir.join("secret.raw");
     std::fs::write(&secret, [0u8; 4]).unwrap();
@@ -183,7 +187,7 @@ fn damaged_and_hostile_files_give_errors() {
     std::fs::create_dir_all(&inner).unwrap();
     let head = "NDims = 2\nDimSize = 2 2\nElementType = MET_UCHAR\n";
     let cases = [
-        format!("ElementDataFile = ../secret.raw\n"),
+        "ElementDataFile = ../secret.raw\n".to_string(),
         format!("ElementDataFile = {}\n", secret.display()),
         "ElementDataFile = LIST\nok.raw\n../secret.raw\n".to_string(),
         "ElementDataFile = ../secre%01d.raw 0 1 1\n".to_string(),
@@ -199,7 +203,14 @@ fn damaged_and_hostile_files_give_errors() {
     assert!(e.to_string().contains("separate"), "{e}");
     // Random bytes, and every prefix of a small valid file, never panic.
     let mut state = 0x2545F4914F6CDD1Du64;
-    let random: Vec<u8> = (0..4096).map(|_| { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as u8 }).collect();
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
     expect_error(metaimage::read_bytes(&random, p), "random");
     let mut small = format!("{head}CompressedData = True\nElementDataFile = LOCAL\n").into_bytes();
     small.extend(medas_io::raw::zlib(&[5u8; 4]));

@@ -16,7 +16,10 @@ fn python(code: &str, args: &[&Path]) {
 
 /// numpy's view of a file written during the test (content hash in the cache key).
 fn numpy_fresh(path: &Path, options: &[&str]) -> Reference {
-    let hash = std::fs::read(path).unwrap().iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
+    let hash = std::fs::read(path)
+        .unwrap()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
     let mut all = options.to_vec();
     let tag = format!("content={hash:016x}");
     all.push(&tag);
@@ -192,7 +195,14 @@ fn damaged_and_hostile_files_give_errors() {
     assert!(matches!(npy::read_bytes(&header("|O", "(2,)"), p), Err(IoError::Unsupported { .. })));
     assert!(matches!(npy::read_bytes(&header("<U5", "(2,)"), p), Err(IoError::Unsupported { .. })));
     let mut state = 0x9E3779B97F4A7C15u64;
-    let random: Vec<u8> = (0..4096).map(|_| { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as u8 }).collect();
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
     assert!(npy::read_bytes(&random, p).is_err());
     let Some(npz) = medas_testkit::file("dipy/repulsion100.npz") else { return };
     let zip = std::fs::read(&npz).unwrap();

@@ -4,7 +4,7 @@
 //! geometry 1e-5 relative (floor 1 mm / 1 unit), as in `medas_testkit::assert_geometry`.
 
 use medas_io::{IoError, nrrd};
-use medas_testkit::{assert_geometry, assert_voxels, image_voxels, reference, Reference};
+use medas_testkit::{Reference, assert_geometry, assert_voxels, image_voxels, reference};
 use std::path::{Path, PathBuf};
 
 const GEOMETRY_TOLERANCE: f64 = 1e-5;
@@ -199,10 +199,14 @@ fn damaged_and_hostile_files_give_errors() {
     // A header claiming 10^15 voxels must not allocate them.
     let huge = b"NRRD0004\ntype: double\ndimension: 3\nsizes: 100000 100000 100000\nencoding: gzip\n\n\x1f\x8b\x08\x00";
     expect_error(nrrd::read_bytes(huge, Path::new("huge.nrrd")), "huge");
-    let overflow = b"NRRD0004\ntype: double\ndimension: 4\nsizes: 4294967296 4294967296 4294967296 9\nencoding: raw\n\n";
+    let overflow =
+        b"NRRD0004\ntype: double\ndimension: 4\nsizes: 4294967296 4294967296 4294967296 9\nencoding: raw\n\n";
     expect_error(nrrd::read_bytes(overflow, Path::new("overflow.nrrd")), "overflow");
     let bad_type = b"NRRD0004\ntype: quaternion\ndimension: 1\nsizes: 2\nencoding: raw\n\n\x01\x02";
-    assert!(matches!(expect_error(nrrd::read_bytes(bad_type, Path::new("t.nrrd")), "type"), IoError::Unsupported { .. }));
+    assert!(matches!(
+        expect_error(nrrd::read_bytes(bad_type, Path::new("t.nrrd")), "type"),
+        IoError::Unsupported { .. }
+    ));
     let bz = b"NRRD0004\ntype: uchar\ndimension: 1\nsizes: 2\nencoding: bzip2\n\nBZh9";
     let e = expect_error(nrrd::read_bytes(bz, Path::new("bz.nrrd")), "bzip2");
     assert!(e.to_string().contains("bzip2"), "{e}");
@@ -222,15 +226,26 @@ fn damaged_and_hostile_files_give_errors() {
     {
         std::os::unix::fs::symlink(&secret, inner.join("link.raw")).unwrap();
         let header = inner.join("link.nhdr");
-        std::fs::write(&header, "NRRD0004\ntype: uchar\ndimension: 1\nsizes: 4\nencoding: raw\ndata file: link.raw\n").unwrap();
+        std::fs::write(&header, "NRRD0004\ntype: uchar\ndimension: 1\nsizes: 4\nencoding: raw\ndata file: link.raw\n")
+            .unwrap();
         expect_error(nrrd::read(&header), "symlink out of the folder");
     }
     // A detached header given as bytes says the data is elsewhere.
-    let e = expect_error(nrrd::read_bytes(b"NRRD0004\ntype: uchar\ndimension: 1\nsizes: 4\ndata file: x.raw\n", Path::new("x.nhdr")), "bytes");
+    let e = expect_error(
+        nrrd::read_bytes(b"NRRD0004\ntype: uchar\ndimension: 1\nsizes: 4\ndata file: x.raw\n", Path::new("x.nhdr")),
+        "bytes",
+    );
     assert!(e.to_string().contains("separate"), "{e}");
     // Random bytes, and every prefix of a small valid file, never panic.
     let mut state = 0x2545F4914F6CDD1Du64;
-    let random: Vec<u8> = (0..4096).map(|_| { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as u8 }).collect();
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
     expect_error(nrrd::read_bytes(&random, Path::new("random.nrrd")), "random");
     let mut small = b"NRRD0004\ntype: short\ndimension: 2\nsizes: 3 2\nendian: big\nencoding: gzip\n\n".to_vec();
     small.extend(medas_io::raw::gzip(&[1u8; 12]));
@@ -248,7 +263,8 @@ fn written_header_is_what_slicer_expects() {
     nrrd::write(&image, &out).unwrap();
     let bytes = std::fs::read(&out).unwrap();
     let text = String::from_utf8_lossy(&bytes[..400]);
-    for field in ["space: left-posterior-superior", "encoding: gzip", "space origin: (", "kinds: domain domain domain"] {
+    for field in ["space: left-posterior-superior", "encoding: gzip", "space origin: (", "kinds: domain domain domain"]
+    {
         assert!(text.contains(field), "{field} missing from\n{text}");
     }
     assert_eq!(image_voxels(nrrd::read(&out).unwrap().voxels()), image_voxels(image.voxels()));
