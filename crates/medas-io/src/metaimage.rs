@@ -20,6 +20,8 @@ const FORMAT: &str = "metaimage";
 
 /// Largest header we parse; real headers are well under 4 KiB.
 const MAX_HEADER: usize = 1 << 20;
+/// Most data files a file-name pattern may expand to (bounds what a hostile header can make us build).
+const MAX_FILES: i64 = 100_000;
 
 /// Where the voxels of a MetaImage live.
 #[derive(Debug, Clone, PartialEq)]
@@ -331,14 +333,15 @@ fn data_file(value: &str, trailing: &[String], dims: &[f64], path: &Path) -> Res
     }
     let parts: Vec<&str> = value.split_whitespace().collect();
     if parts.len() >= 4 && parts[0].contains('%') {
-        let number = |s: &str| s.parse::<i64>().ok();
+        // Bounded numbers keep the arithmetic below free of overflow.
+        let number = |s: &str| s.parse::<i64>().ok().filter(|v| v.unsigned_abs() <= 1_000_000_000);
         let (Some(min), Some(max), Some(step)) = (number(parts[1]), number(parts[2]), number(parts[3])) else {
             return Err(IoError::corrupt(path, FORMAT, format!("ElementDataFile pattern {value:?} is malformed")));
         };
         // Never more files than voxels: bounds the list a hostile header can make us build.
         let voxels: f64 = dims.iter().product();
         let count = if step > 0 && max >= min { (max - min) / step + 1 } else { 0 };
-        if count < 1 || count as f64 > voxels {
+        if count < 1 || count as f64 > voxels || count > MAX_FILES {
             return Err(IoError::corrupt(
                 path,
                 FORMAT,
@@ -517,5 +520,10 @@ mod tests {
             read_bytes(b"NDims = 2\nDimSize = -1 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n", p).is_err()
         );
         assert!(read_bytes(b"\x00\xff garbage", p).is_err());
+        let dims = [1e5, 1e5, 1e5];
+        for pattern in ["s%d.raw -9223372036854775808 9223372036854775807 1", "s%d.raw 0 999999999 1", "s%d.raw 5 1 -1"]
+        {
+            assert!(data_file(pattern, &[], &dims, p).is_err(), "{pattern}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! Geometry follows ITK's `NrrdImageIO` (checked against SimpleITK 2.5):
 //! - axes whose `kinds` entry is not `domain`/`space`/`time` (or unknown) are *range* axes
 //!   (`vector`, `RGB-color`, `list`, ...): at most one, and it becomes the trailing component
-//!   axis wherever it is stored;
+//!   axis wherever it is stored; without `kinds`, an axis whose space direction is `none` is the
+//!   range axis (SimpleITK instead reads such a file as scalar with identity geometry);
 //! - `space directions` give spacing (vector length, mm) and direction (unit vector); `space`
 //!   RAS/LAS/scanner-xyz/... is converted to LPS (RAS negates x and y, LAS negates y;
 //!   scanner-xyz and 3D-right-handed are taken as LPS, as ITK does); `space origin` is the
@@ -23,6 +24,8 @@ use std::path::Path;
 
 const FORMAT: &str = "nrrd";
 const MAX_HEADER: usize = 1 << 20;
+/// Most data files a file-name pattern may expand to (bounds what a hostile header can make us build).
+const MAX_FILES: i64 = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Encoding {
@@ -209,13 +212,14 @@ fn data_file_names(header: &Header, layout: &Layout, path: &Path) -> Result<Opti
     }
     let parts: Vec<&str> = value.split_whitespace().collect();
     if parts.len() >= 4 && parts[0].contains('%') {
-        let n = |s: &str| s.parse::<i64>().ok();
+        // Bounded numbers keep the arithmetic below free of overflow.
+        let n = |s: &str| s.parse::<i64>().ok().filter(|v| v.unsigned_abs() <= 1_000_000_000);
         let (Some(min), Some(max), Some(step)) = (n(parts[1]), n(parts[2]), n(parts[3])) else {
             return Err(IoError::corrupt(path, FORMAT, format!("data file pattern {value:?} is malformed")));
         };
         let count = if step != 0 && (max - min) / step >= 0 { (max - min) / step + 1 } else { 0 };
         let slices = layout.sizes.last().copied().unwrap_or(1) as i64;
-        if count < 1 || count > slices.max(1) * 64 {
+        if count < 1 || count > slices.saturating_mul(64).clamp(1, MAX_FILES) {
             return Err(IoError::corrupt(path, FORMAT, format!("data file pattern {value:?} names no usable files")));
         }
         let names =
@@ -255,7 +259,7 @@ fn payload_bytes(layout: &Layout, stored: &[u8], needed: usize, path: &Path) -> 
         IoError::corrupt(
             path,
             FORMAT,
-            format!("voxel data is truncated: {have} bytes present, {} needed", needed + skip),
+            format!("voxel data is truncated: {have} bytes present, {} needed", needed.saturating_add(skip)),
         )
     };
     let bytes = match layout.encoding {
@@ -331,7 +335,13 @@ fn build_image(header: &Header, layout: &Layout, payload: &[u8], path: &Path) ->
     if !kinds.is_empty() && kinds.len() != dimension {
         return Err(IoError::corrupt(path, FORMAT, format!("{} kinds for {dimension} axes", kinds.len())));
     }
-    let range: Vec<usize> = (0..kinds.len()).filter(|&k| !is_domain_kind(&kinds[k])).collect();
+    // Without kinds, an axis whose space direction is `none` holds per-voxel values.
+    let range: Vec<usize> = if kinds.is_empty() {
+        let directions = header.get(&["space directions"]).unwrap_or_default();
+        directions.split_whitespace().enumerate().filter(|(_, d)| *d == "none").map(|(k, _)| k).collect()
+    } else {
+        (0..kinds.len()).filter(|&k| !is_domain_kind(&kinds[k])).collect()
+    };
     if range.len() > 1 {
         return Err(IoError::unsupported(
             path,
@@ -582,6 +592,11 @@ mod tests {
         assert_eq!((img.size(), img.components()), (&[3usize, 2][..], 4));
         let a = img.voxels().as_array::<i16>().unwrap();
         assert_eq!([a[[0, 0, 1]], a[[1, 1, 3]]], [3, 1 + 12 + 9]);
+        // Without kinds, a `none` space direction marks the value axis.
+        let h = "type: uchar\ndimension: 3\nsizes: 3 2 1\nspace dimension: 2\n\
+                 space directions: none (2,0) (0,3)\nencoding: raw\n";
+        let img = read_bytes(&nrrd(h, &[1, 2, 3, 4, 5, 6]), Path::new("t.nrrd")).unwrap();
+        assert_eq!((img.size(), img.components(), img.geometry().spacing()), (&[2usize, 1][..], 3, &[2.0, 3.0][..]));
     }
 
     #[test]
@@ -608,6 +623,10 @@ mod tests {
             "type: block\ndimension: 1\nsizes: 2\nencoding: raw\n",
             "type: uchar\ndimension: 2\nsizes: 2\nencoding: raw\n",
             "type: uchar\ndimension: 1\nsizes: 0\nencoding: raw\n",
+            "type: uchar\ndimension: 1\nsizes: 2\nencoding: raw\nbyte skip: 9223372036854775807\n",
+            "type: uchar\ndimension: 1\nsizes: 2\nencoding: gzip\nbyte skip: 9223372036854775807\n",
+            "type: uchar\ndimension: 1\nsizes: 2\nencoding: raw\nline skip: 9223372036854775807\n",
+            "type: uchar\ndimension: 1\nsizes: 2\ndata file: s%d.raw -9223372036854775808 9223372036854775807 1\n",
         ] {
             assert!(read_bytes(&nrrd(h, &raw::gzip(&[0; 16])), p).is_err(), "{h}");
         }

@@ -218,4 +218,36 @@ fn damaged_and_hostile_files_give_errors() {
     for n in 0..small.len() {
         assert!(metaimage::read_bytes(&small[..n], p).is_err(), "prefix {n}");
     }
+    mutate_and_parse(&small, |b| drop(metaimage::read_bytes(b, p)));
+    let text = b"NDims = 2\nDimSize = 3 2\nElementSpacing = 0.5 2\nOffset = 1 2\nTransformMatrix = 0 1 1 0\nElementNumberOfChannels = 1\nBinaryData = False\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n1 2 3 4 5 6\n";
+    assert!(metaimage::read_bytes(text, p).is_ok());
+    mutate_and_parse(text, |b| drop(metaimage::read_bytes(b, p)));
+}
+
+/// Mutates `seed` many times (bytes replaced by header-ish characters) and feeds each copy to
+/// `parse`: whatever the result, it must not panic.
+fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
+    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut bytes = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[next() % alphabet.len()],
+                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
+                _ => drop(bytes.remove(at)),
+            }
+            if bytes.is_empty() {
+                bytes.push(b'N');
+            }
+        }
+        parse(&bytes);
+    }
 }

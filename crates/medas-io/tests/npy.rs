@@ -209,4 +209,34 @@ fn damaged_and_hostile_files_give_errors() {
     for n in [4, 30, zip.len() / 2, zip.len() - 10] {
         assert!(npy::read_bytes(&zip[..n], Path::new("x.npz")).is_err(), "npz prefix {n}");
     }
+    mutate_and_parse(&bytes[..300], |b| drop(npy::read_bytes(b, p)));
+    mutate_and_parse(&zip, |b| drop(npy::read_bytes(b, Path::new("mutant.npz"))));
+}
+
+/// Mutates `seed` many times (bytes replaced by header-ish characters) and feeds each copy to
+/// `parse`: whatever the result, it must not panic.
+fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
+    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut bytes = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[next() % alphabet.len()],
+                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
+                _ => drop(bytes.remove(at)),
+            }
+            if bytes.is_empty() {
+                bytes.push(b'N');
+            }
+        }
+        parse(&bytes);
+    }
 }

@@ -253,6 +253,10 @@ fn damaged_and_hostile_files_give_errors() {
     for n in 0..small.len() {
         assert!(nrrd::read_bytes(&small[..n], Path::new("prefix.nrrd")).is_err(), "prefix {n}");
     }
+    mutate_and_parse(&small, |b| drop(nrrd::read_bytes(b, Path::new("mutant.nrrd"))));
+    let text = b"NRRD0004\ntype: float\ndimension: 3\nsizes: 3 2 1\nkinds: vector domain domain\nspace dimension: 2\nspace directions: none (1,0.5) (0,2)\nspace origin: (1,2)\nencoding: ascii\n\n1 2 3 4 5 6\n";
+    assert!(nrrd::read_bytes(text, Path::new("ok.nrrd")).is_ok());
+    mutate_and_parse(text, |b| drop(nrrd::read_bytes(b, Path::new("mutant.nrrd"))));
 }
 
 #[test]
@@ -268,4 +272,32 @@ fn written_header_is_what_slicer_expects() {
         assert!(text.contains(field), "{field} missing from\n{text}");
     }
     assert_eq!(image_voxels(nrrd::read(&out).unwrap().voxels()), image_voxels(image.voxels()));
+}
+
+/// Mutates `seed` many times (bytes replaced by header-ish characters) and feeds each copy to
+/// `parse`: whatever the result, it must not panic.
+fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
+    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut bytes = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[next() % alphabet.len()],
+                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
+                _ => drop(bytes.remove(at)),
+            }
+            if bytes.is_empty() {
+                bytes.push(b'N');
+            }
+        }
+        parse(&bytes);
+    }
 }
