@@ -288,6 +288,104 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(|e| IoError::io(path, e))
 }
 
+/// Resolves the data file `name` named in a detached header (MetaImage `ElementDataFile`,
+/// NRRD `data file`) against the header's folder. Refuses absolute paths, `..` components and
+/// symbolic links that lead outside that folder, so a header uploaded to a server cannot make
+/// us read arbitrary files.
+pub fn resolve_detached(header: &Path, format: &'static str, name: &str) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    let relative = Path::new(name);
+    let escapes = name.is_empty()
+        || relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    let refuse = || {
+        IoError::unsupported(header, format, format!("data file {name:?} is outside the header's folder (refused)"))
+    };
+    if escapes {
+        return Err(refuse());
+    }
+    let folder = header.parent().unwrap_or(Path::new("."));
+    let path = folder.join(relative);
+    // A symbolic link inside the folder may still point elsewhere.
+    if let (Ok(real_folder), Ok(real_path)) = (std::fs::canonicalize(folder), std::fs::canonicalize(&path))
+        && !real_path.starts_with(&real_folder)
+    {
+        return Err(refuse());
+    }
+    Ok(path)
+}
+
+/// Parses whitespace- or comma-separated decimal numbers (text encodings of NRRD and MetaImage)
+/// into exactly `count` values of `scalar`, returned as native-order bytes for [`decode`].
+pub fn text_values(path: &Path, format: &'static str, text: &[u8], scalar: ScalarType, count: usize) -> Result<Vec<u8>> {
+    let text = String::from_utf8_lossy(text);
+    // Every value needs at least one character and one separator, so this bound is safe.
+    let mut out = Vec::with_capacity(count.min(text.len() / 2 + 1).saturating_mul(scalar.size()));
+    let mut tokens = text.split(|c: char| c.is_ascii_whitespace() || c == ',').filter(|t| !t.is_empty());
+    for n in 0..count {
+        let token = tokens.next().ok_or_else(|| {
+            IoError::corrupt(path, format, format!("text data is truncated: {n} values present, {count} needed"))
+        })?;
+        let bad = || IoError::corrupt(path, format, format!("{token:?} is not a {scalar} value"));
+        macro_rules! put {
+            ($t:ty) => {{
+                let v: $t = match token.parse::<$t>() {
+                    Ok(v) => v,
+                    // Integers written as "3.0" or "1e3" still count when they are whole numbers.
+                    Err(_) => {
+                        let f: f64 = token.parse().map_err(|_| bad())?;
+                        if f.fract() != 0.0 || f < <$t>::MIN as f64 || f > <$t>::MAX as f64 {
+                            return Err(bad());
+                        }
+                        f as $t
+                    }
+                };
+                out.extend_from_slice(&v.to_ne_bytes());
+            }};
+        }
+        match scalar {
+            ScalarType::U8 => put!(u8),
+            ScalarType::I8 => put!(i8),
+            ScalarType::U16 => put!(u16),
+            ScalarType::I16 => put!(i16),
+            ScalarType::U32 => put!(u32),
+            ScalarType::I32 => put!(i32),
+            ScalarType::U64 => put!(u64),
+            ScalarType::I64 => put!(i64),
+            ScalarType::F32 => out.extend_from_slice(&token.parse::<f32>().map_err(|_| bad())?.to_ne_bytes()),
+            ScalarType::F64 => out.extend_from_slice(&token.parse::<f64>().map_err(|_| bad())?.to_ne_bytes()),
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a compressed block that cannot possibly inflate to `needed` bytes (deflate expands
+/// at most ~1032:1), before any buffer of the claimed size is allocated.
+pub fn check_inflatable(path: &Path, format: &'static str, compressed: usize, needed: usize) -> Result<()> {
+    if needed / 1032 > compressed.saturating_add(64) {
+        return Err(IoError::corrupt(
+            path,
+            format,
+            format!("{compressed} compressed bytes cannot hold the {needed} bytes the header declares"),
+        ));
+    }
+    Ok(())
+}
+
+/// Expands the single `%d`, `%Nd` or `%0Nd` in a detached-data file-name pattern (MetaImage
+/// `ElementDataFile`, NRRD `data file`) with `number`.
+pub fn expand_pattern(header: &Path, format: &'static str, pattern: &str, number: i64) -> Result<String> {
+    let bad = || IoError::unsupported(header, format, format!("data file pattern {pattern:?} (only %d / %0Nd)"));
+    let (head, rest) = pattern.split_once('%').ok_or_else(bad)?;
+    let d = rest.find('d').ok_or_else(bad)?;
+    let spec = &rest[..d];
+    if spec.len() > 2 || !spec.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let width: usize = if spec.is_empty() { 0 } else { spec.parse().map_err(|_| bad())? };
+    let digits = if spec.starts_with('0') { format!("{number:0width$}") } else { format!("{number:width$}") };
+    Ok(format!("{head}{digits}{}", &rest[d + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
