@@ -341,10 +341,10 @@ fn broken_files_give_errors() {
     // Every truncation and single-byte corruption of CT_small: an error or an image, no panic.
     let Some(path) = medas_testkit::file("pydicom/CT_small.dcm") else { return };
     let bytes = std::fs::read(&path).unwrap();
-    for cut in (0..bytes.len()).step_by(97) {
+    for cut in (0..bytes.len()).step_by(389) {
         let _ = dicom::read_bytes(&bytes[..cut], name);
     }
-    for at in (0..bytes.len().min(4000)).step_by(7) {
+    for at in (0..bytes.len().min(2000)).step_by(13) {
         let mut corrupt = bytes.clone();
         corrupt[at] ^= 0xff;
         let _ = dicom::read_bytes(&corrupt, name);

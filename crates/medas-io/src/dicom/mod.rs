@@ -82,7 +82,7 @@ pub fn read_bytes_with(bytes: &[u8], name: &Path, values: Values) -> Result<Imag
     guard(name, || {
         let object = parse(bytes, name, None)?;
         let header = header::Header::from_object(&object, name)?;
-        let frames = pixels::decode_stored(&object, &header, name)?;
+        let frames = pixels::decode_stored(&object, &header, bytes, name)?;
         let image = pixels::to_image(frames, &header, values, name)?;
         Ok(image)
     })

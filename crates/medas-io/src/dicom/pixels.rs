@@ -46,7 +46,8 @@ const CODECS: [(&str, &str); 10] = [
 const MAX_EXPANSION: usize = 4096;
 
 /// Decodes the stored samples of every frame (no photometric change other than YBR → RGB).
-pub(crate) fn decode_stored(obj: &DefaultDicomObject, header: &Header, name: &Path) -> Result<Samples> {
+/// `file` is the whole file, used to check that encapsulated pixel data is complete.
+pub(crate) fn decode_stored(obj: &DefaultDicomObject, header: &Header, file: &[u8], name: &Path) -> Result<Samples> {
     let element = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| IoError::corrupt(name, FORMAT, "the file holds no pixel data"))?;
@@ -59,6 +60,9 @@ pub(crate) fn decode_stored(obj: &DefaultDicomObject, header: &Header, name: &Pa
             Ok(to_rgb(samples, fmt))
         }
         DicomValue::PixelSequence(sequence) => {
+            if !delimited(file) {
+                return Err(IoError::corrupt(name, FORMAT, "encapsulated pixel data ends without its delimiter: the file is truncated"));
+            }
             let fragments: Vec<&[u8]> = sequence.fragments().iter().map(|f| f.as_slice()).collect();
             if fragments.len() < fmt.frames {
                 let what = format!("{} pixel data fragments for {} frames", fragments.len(), fmt.frames);
@@ -70,6 +74,15 @@ pub(crate) fn decode_stored(obj: &DefaultDicomObject, header: &Header, name: &Pa
         }
         DicomValue::Sequence(_) => Err(IoError::corrupt(name, FORMAT, "Pixel Data is a sequence")),
     }
+}
+
+/// True when a Sequence Delimitation Item follows the last Pixel Data tag (encapsulated data
+/// is always little endian). The parser accepts a file cut right after the last fragment.
+fn delimited(file: &[u8]) -> bool {
+    const PIXEL_DATA: [u8; 4] = [0xe0, 0x7f, 0x10, 0x00];
+    const DELIMITER: [u8; 8] = [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0];
+    let start = file.windows(4).rposition(|w| w == PIXEL_DATA).unwrap_or(0);
+    file[start..].windows(8).any(|w| w == DELIMITER)
 }
 
 /// Number of bytes the stored samples of all frames occupy.

@@ -182,7 +182,7 @@ fn read_samples(path: &Path, first: &Header) -> Result<Samples> {
         if !same {
             return Err(IoError::corrupt(path, FORMAT, "slice size or pixel format differs from the rest of the series"));
         }
-        pixels::decode_stored(&object, &header, path)
+        pixels::decode_stored(&object, &header, &bytes, path)
     })
 }
 
