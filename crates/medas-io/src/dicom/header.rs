@@ -206,10 +206,7 @@ pub(crate) fn plane_geometry(
     origin: Option<[f64; 3]>,
     slice: impl FnOnce([f64; 3]) -> (f64, bool),
 ) -> Geometry {
-    let (row, column) = match orientation.and_then(unit_axes) {
-        Some(axes) => axes,
-        None => ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
-    };
+    let (row, column) = orientation.and_then(unit_axes).unwrap_or(([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]));
     let mut normal = cross(row, column);
     let (slice_spacing, flip) = slice(normal);
     if flip {
@@ -259,7 +256,7 @@ fn pixel_format(obj: &Object, name: &Path) -> Result<PixelFormat> {
     let need = |tag: Tag, what: &str| {
         int(obj, tag).ok_or_else(|| IoError::corrupt(name, FORMAT, format!("{what} is missing or not a number")))
     };
-    let rows = need(tags::ROWS, "Rows")?;
+    let rows = need(tags::ROWS, "Rows (the file holds no image?)")?;
     let columns = need(tags::COLUMNS, "Columns")?;
     let bits_allocated = need(tags::BITS_ALLOCATED, "Bits Allocated")?;
     let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_allocated);
@@ -441,4 +438,37 @@ fn expand_segments(data: &[u16], limit: Option<usize>, last: Option<u16>, depth:
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spacing_from_positions_flips_a_descending_stack() {
+        let positions = [[0.0, 0.0, 10.0], [0.0, 0.0, 7.5], [0.0, 0.0, 5.0]];
+        assert_eq!(stack_spacing(&positions, [0.0, 0.0, 1.0]), Some((2.5, true)));
+        assert_eq!(stack_spacing(&positions[..1], [0.0, 0.0, 1.0]), None);
+    }
+
+    #[test]
+    fn pixel_spacing_is_row_then_column() {
+        // PixelSpacing = (between rows 0.5, between columns 0.7): index i (columns) gets 0.7.
+        let g = plane_geometry(Some([0.0, 1.0, 0.0, 0.0, 0.0, -1.0]), Some([0.5, 0.7]), Some([1.0, 2.0, 3.0]), |_| (3.0, false));
+        assert_eq!(g.spacing(), &[0.7, 0.5, 3.0]);
+        assert_eq!(g.direction(), &[0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0]);
+        assert_eq!(g.origin(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn segmented_lut_discrete_linear_indirect() {
+        // discrete [0, 10], linear to 20 over 2 entries, indirect: repeat the first segment.
+        let data = [0u16, 2, 0, 10, 1, 2, 20, 2, 1, 0, 0];
+        let mut lut = Vec::new();
+        expand_segments(&data, None, None, 0, &mut lut).unwrap();
+        assert_eq!(lut, vec![0, 10, 15, 20, 0, 10]);
+        // An indirect segment pointing at itself is cut off, not followed forever.
+        let mut lut = Vec::new();
+        assert!(expand_segments(&[0, 1, 5, 2, 1, 7, 0, 2, 1, 0, 0], None, None, 0, &mut lut).is_none());
+    }
 }

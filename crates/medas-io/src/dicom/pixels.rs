@@ -437,3 +437,50 @@ fn expand_palette(
         Voxels::from_interleaved_vec(shape, 3, data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(bits_stored: u16, signed: bool) -> PixelFormat {
+        PixelFormat {
+            rows: 1,
+            columns: 1,
+            frames: 1,
+            samples: 1,
+            bits_allocated: 16,
+            bits_stored,
+            signed,
+            photometric: "MONOCHROME2".into(),
+            planar: false,
+        }
+    }
+
+    fn frame(slope: f64, intercept: f64) -> Frame {
+        Frame { position: None, slope, intercept }
+    }
+
+    #[test]
+    fn rescale_type_follows_gdcm() {
+        let ct = format(16, true);
+        assert_eq!(output_type(&ct, &[frame(1.0, -1024.0)], ScalarType::I16), ScalarType::I32);
+        assert_eq!(output_type(&format(12, false), &[frame(1.0, -1024.0)], ScalarType::U16), ScalarType::I16);
+        assert_eq!(output_type(&format(12, false), &[frame(1.0, 0.0)], ScalarType::U16), ScalarType::U16);
+        assert_eq!(output_type(&ct, &[frame(0.5, 0.0)], ScalarType::I16), ScalarType::F32);
+    }
+
+    #[test]
+    fn unused_bits_are_masked_or_sign_extended() {
+        let bytes = [0xff, 0xf7]; // 0xf7ff: 12 stored bits 0x7ff, garbage above
+        assert_eq!(typed(&bytes, &format(12, false)), Samples::U16(vec![0x07ff]));
+        let bytes = [0x00, 0xf8]; // 12-bit signed 0x800 = -2048
+        assert_eq!(typed(&bytes, &format(12, true)), Samples::I16(vec![-2048]));
+    }
+
+    #[test]
+    fn ybr_grey_stays_grey() {
+        let mut pixel = [77u8, 128, 128];
+        ybr_to_rgb(&mut pixel);
+        assert_eq!(pixel, [77, 77, 77]);
+    }
+}

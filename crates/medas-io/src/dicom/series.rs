@@ -1,7 +1,7 @@
 //! DICOM series folders: find the series, sort the slices along the slice normal and stack them
 //! into one 3-D volume.
 
-use super::header::{Header, dot, sub};
+use super::header::{Header, dot};
 use super::pixels::{self, Samples};
 use super::{FORMAT, Values, guard, parse};
 use crate::{IoError, ReadOptions, Result};
@@ -105,7 +105,7 @@ fn scan(folder: &Path) -> Result<Vec<Entry>> {
     let listing = std::fs::read_dir(folder).map_err(|e| IoError::io(folder, e))?;
     let mut paths: Vec<PathBuf> = listing.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
     paths.sort();
-    let entries: Vec<Entry> = paths.into_par_iter().filter_map(|path| read_entry(path)).collect();
+    let entries: Vec<Entry> = paths.into_par_iter().filter_map(read_entry).collect();
     if entries.is_empty() {
         return Err(IoError::corrupt(folder, FORMAT, "the folder holds no DICOM image files"));
     }
@@ -196,12 +196,6 @@ fn combined_header(entries: &[Entry]) -> Header {
         let origin = header.frames[0].position;
         header.frames.iter_mut().for_each(|f| f.position = None);
         header.frames[0].position = origin;
-    }
-    if let (Some(first), Some(last)) = (header.frames.first(), header.frames.last())
-        && let (Some(p0), Some(p1)) = (first.position, last.position)
-    {
-        let span = sub(p1, p0);
-        tracing::debug!("series spans {span:?} mm over {} slices", header.frames.len());
     }
     header
 }

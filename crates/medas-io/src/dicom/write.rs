@@ -346,3 +346,16 @@ fn save(object: InMemDicomObject, common: &Common, path: &Path) -> Result<()> {
     let file = object.with_meta(meta).map_err(|e| IoError::cannot_write(path, FORMAT, e.to_string()))?;
     file.write_to_file(path).map_err(|e| IoError::cannot_write(path, FORMAT, e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_strings_fit_sixteen_characters() {
+        for v in [0.0, -1024.0, 0.6614680290222168, -179.03579711914062, 1.0e-12 / 3.0, 123456789.12345679] {
+            let s = super::decimal_string(v);
+            assert!(s.len() <= 16, "{s}");
+            let back: f64 = s.parse().unwrap();
+            assert!((back - v).abs() <= 1e-9 * v.abs().max(1e-300), "{v} -> {s}");
+        }
+    }
+}
