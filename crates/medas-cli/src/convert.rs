@@ -52,12 +52,13 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     let write_options = WriteOptions { format, progress: Some(&progress) };
     medas_io::write_with(&image, &args.output, &write_options)?;
     bar.finish();
+    let spacing: Vec<String> = image.geometry().spacing().iter().map(|s| format!("{s:.6}")).collect();
     eprintln!(
-        "wrote {} ({} {}, spacing {:?} mm)",
+        "wrote {} ({} {}, spacing {} mm)",
         crate::shown(&args.output),
         image.size().iter().map(|n| n.to_string()).collect::<Vec<_>>().join("x"),
         image.pixel_type(),
-        image.geometry().spacing()
+        spacing.iter().map(|s| s.trim_end_matches('0').trim_end_matches('.')).collect::<Vec<_>>().join(" x ")
     );
     Ok(())
 }

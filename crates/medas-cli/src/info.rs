@@ -29,6 +29,9 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if format == medas_io::Format::DicomSeries {
         summary["series"] = series_table(&args.path)?;
     }
+    if format == medas_io::Format::WholeSlide {
+        summary["whole_slide"] = slide_table(&args.path)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -48,10 +51,31 @@ fn series_table(folder: &Path) -> Result<Value> {
                     "modality": s.modality,
                     "description": s.description,
                     "files": s.files,
+                    "size": s.size,
                 })
             })
             .collect(),
     ))
+}
+
+fn slide_table(path: &Path) -> Result<Value> {
+    let slide = medas_io::wsi::Slide::open(path)?;
+    let levels: Vec<Value> = slide
+        .levels()
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            json!({"level": k, "width": l.width, "height": l.height, "downsample": l.downsample,
+                   "tile": [l.tile_width, l.tile_height], "spacing_mm": slide.spacing_mm(k)})
+        })
+        .collect();
+    Ok(json!({
+        "levels": levels,
+        "objective_power": slide.objective_power(),
+        "microns_per_pixel": slide.microns_per_pixel().map(|(x, y)| vec![x, y]),
+        "note": format!("size and intensity above describe a thumbnail of at most {} pixels a side",
+                        medas_io::WHOLE_SLIDE_THUMBNAIL),
+    }))
 }
 
 /// Everything `info` reports, as JSON (also the source of the text output).
@@ -127,14 +151,24 @@ fn print_text(s: &Value) {
             println!("  {k}: {text}");
         }
     }
+    if let Some(levels) = s["whole_slide"]["levels"].as_array() {
+        println!("whole slide: {} level(s); {}", levels.len(), s["whole_slide"]["note"].as_str().unwrap_or(""));
+        for l in levels {
+            println!(
+                "  level {}: {} x {} px, downsample {}, tiles {}",
+                l["level"], l["width"], l["height"], format_number(&l["downsample"]), l["tile"]
+            );
+        }
+    }
     if let Some(series) = s["series"].as_array() {
         println!("series in folder: {}", series.len());
         for item in series {
             println!(
-                "  {}  {}  {} files  {}",
+                "  {}  {}  {} files  {}  {}",
                 item["series_instance_uid"].as_str().unwrap_or("?"),
                 item["modality"].as_str().unwrap_or("?"),
                 item["files"],
+                list(&item["size"]),
                 item["description"].as_str().unwrap_or("")
             );
         }

@@ -47,22 +47,26 @@ pub fn read(path: impl AsRef<Path>) -> Result<Image> {
 }
 
 /// [`read`] with options.
+///
+/// A whole-slide image is read as a thumbnail of at most 2048 pixels a side; use
+/// [`wsi::Slide`] for levels and regions at full resolution.
 pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Image> {
-    let mut image = match detect(path)? {
+    let format = detect(path)?;
+    let mut image = match format {
         Format::Nifti => nifti::read(path),
         Format::Dicom | Format::DicomSeries => dicom::read(path, options),
         Format::MetaImage => metaimage::read(path),
         Format::Nrrd => nrrd::read(path),
         Format::Npy | Format::Npz => npy::read(path),
         Format::Png | Format::Jpeg | Format::Tiff | Format::PngStack => raster::read(path, options),
-        Format::WholeSlide => wsi::read_thumbnail_image(path, 2048),
+        Format::WholeSlide => wsi::read_thumbnail_image(path, WHOLE_SLIDE_THUMBNAIL),
     }?;
-    if image.metadata.get(medas_image::keys::SOURCE_FORMAT).is_none() {
-        let name = detect(path)?.name();
-        image.metadata.set(medas_image::keys::SOURCE_FORMAT, name);
-    }
+    image.metadata.set(medas_image::keys::SOURCE_FORMAT, format.name());
     Ok(image)
 }
+
+/// Longest side, in pixels, of the image [`read`] returns for a whole-slide file.
+pub const WHOLE_SLIDE_THUMBNAIL: usize = 2048;
 
 /// Writes an image, choosing the writer from the output path.
 pub fn write(image: &Image, path: impl AsRef<Path>) -> Result<()> {

@@ -39,7 +39,8 @@ pub fn ensure_data() -> bool {
         return ok;
     }
     let root = data_root();
-    let ok = root.join(".fetched-v1").exists() || {
+    // Always run the script: it is idempotent and returns at once when its stamp is present.
+    let ok = {
         let status = Command::new("bash")
             .arg(repo_root().join("scripts/fetch-testdata"))
             .env("MEDAS_TESTDATA", &root)
