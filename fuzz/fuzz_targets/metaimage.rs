@@ -1,0 +1,8 @@
+#![no_main]
+//! MetaImage header + attached data (`.mha`): an image or an error, never a panic.
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = medas_io::metaimage::read_bytes(data, Path::new("fuzz.mha"));
+});
