@@ -39,6 +39,11 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     if args.output.is_file() && !args.force {
         bail!("{} exists; pass --force to replace it", crate::shown(&args.output));
     }
+    // A folder output must be new or empty: slices of an older series left beside the new
+    // ones would be read back instead of (or mixed with) what we write.
+    if args.output.is_dir() && std::fs::read_dir(&args.output)?.next().is_some() {
+        bail!("{} is a folder that is not empty; write the series into a new or empty folder", crate::shown(&args.output));
+    }
     let bar = Bar::new("reading");
     let progress = |done: usize, total: usize| bar.update(done, total);
     let read_options = ReadOptions { series_uid: args.series.as_deref(), progress: Some(&progress) };

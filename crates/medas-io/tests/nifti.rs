@@ -191,6 +191,29 @@ fn our_files_read_identically_in_nibabel_and_simpleitk() {
 }
 
 #[test]
+fn single_time_point_is_three_dimensional_like_simpleitk() {
+    let dir = scratch_dir("nifti-singleton");
+    python(
+        r#"
+import sys, nibabel as nib, numpy as np
+a = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6, 1)
+nib.save(nib.Nifti1Image(a, np.diag([2.0, 3.0, 4.0, 1.0])), sys.argv[1] + "/t1.nii")
+b = np.arange(4 * 5, dtype=np.int16).reshape(4, 5, 1)
+nib.save(nib.Nifti1Image(b, np.diag([2.0, 3.0, 4.0, 1.0])), sys.argv[1] + "/z1.nii")
+"#,
+        &[dir.to_str().unwrap()],
+    );
+    for (name, size) in [("t1.nii", vec![4, 5, 6]), ("z1.nii", vec![4, 5, 1])] {
+        let path = dir.join(name);
+        let image = nifti::read(&path).unwrap();
+        assert_eq!(image.size(), &size[..], "{name}");
+        let sitk = reference("sitk", &path, &[]);
+        assert_voxels(&image, &sitk, 0.0);
+        assert_geometry(&image, &sitk, GEOMETRY_TOL);
+    }
+}
+
+#[test]
 fn broken_files_are_errors_not_panics() {
     let Some(path) = file("nibabel/example4d.nii.gz") else { return };
     let bytes = std::fs::read(&path).unwrap();

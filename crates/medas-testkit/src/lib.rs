@@ -95,18 +95,25 @@ pub struct Reference {
 
 /// Runs `scripts/reference.py READER PATH` (cached) and loads its output.
 /// `options` are `key=value` strings passed to the reader (e.g. `"raw=1"`).
+///
+/// The cache key holds the file's (or folder's) size and modification time, so a file a test
+/// rewrites is read again; results are written to a temporary folder and renamed into place,
+/// so tests running in parallel never see a half-written reference.
 pub fn reference(reader: &str, path: &Path, options: &[&str]) -> Reference {
     let script = repo_root().join("scripts/reference.py");
     let script_text = std::fs::read(&script).expect("reference.py");
-    let key = format!("{reader}|{}|{}|{}", path.display(), options.join(","), fnv(&script_text));
+    let key = format!("{reader}|{}|{}|{}|{}", path.display(), options.join(","), fnv(&script_text), fingerprint(path));
     let dir = data_root().join("refs").join(format!("{:016x}", fnv(key.as_bytes())));
     if !dir.join("meta.json").exists() {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.with_extension(format!("partial-{}-{n}", std::process::id()));
         let python = data_root().join("venv/bin/python");
         let output = Command::new(&python)
             .arg(&script)
             .arg(reader)
             .arg(path)
-            .arg(&dir)
+            .arg(&partial)
             .args(options)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
@@ -116,9 +123,33 @@ pub fn reference(reader: &str, path: &Path, options: &[&str]) -> Reference {
             path.display(),
             String::from_utf8_lossy(&output.stderr)
         );
+        if std::fs::rename(&partial, &dir).is_err() {
+            // Another test stored the same reference first; theirs is complete.
+            let _ = std::fs::remove_dir_all(&partial);
+        }
     }
     let meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta.json")).expect("json");
     Reference { meta, dir }
+}
+
+/// Size and modification time of a file, or of every file in a folder.
+fn fingerprint(path: &Path) -> String {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| {
+                let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                format!("{}:{}", m.len(), modified.map_or(0, |d| d.as_nanos()))
+            })
+            .unwrap_or_default()
+    };
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        entries.sort();
+        entries.iter().map(|p| format!("{}={}", p.display(), stamp(p))).collect::<Vec<_>>().join(";")
+    } else {
+        stamp(path)
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

@@ -103,6 +103,10 @@ fn layout(path: &Path, h: &Header) -> Result<Layout> {
     } else if extra.iter().any(|&n| n > 1) {
         return Err(IoError::unsupported(path, FORMAT, format!("{ndim}-D images (dimensions {dims:?})")));
     }
+    // A single time point is a 3-D image, as SimpleITK reads it ([x, y, z, 1] -> [x, y, z]).
+    while spatial.len() > 3 && spatial.last() == Some(&1) {
+        spatial.pop();
+    }
     Ok(Layout { spatial, components, scalar })
 }
 

@@ -204,7 +204,7 @@ pub(crate) fn encode_png(image: &Image, path: &Path) -> Result<Vec<u8>> {
 /// Writes a 2-D image as PNG.
 pub(super) fn write_png(image: &Image, path: &Path) -> Result<()> {
     let bytes = encode_png(image, path)?;
-    std::fs::write(path, bytes).map_err(|e| IoError::io(path, e))
+    crate::raw::write_file(path, &bytes)
 }
 
 /// Adds `sCAL` (ITK's spacing in mm) and `pHYs` (dots per metre) right after `IHDR`.
@@ -270,7 +270,7 @@ pub(super) fn write_jpeg(image: &Image, path: &Path) -> Result<()> {
     encoder
         .encode(&raw, w, h, color)
         .map_err(|e| IoError::cannot_write(path, "jpeg", e.to_string()))?;
-    std::fs::write(path, out).map_err(|e| IoError::io(path, e))
+    crate::raw::write_file(path, &out)
 }
 
 #[cfg(test)]

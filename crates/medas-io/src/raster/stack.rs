@@ -191,7 +191,7 @@ pub(super) fn write(image: &Image, folder: &Path, options: &WriteOptions) -> Res
         let file = folder.join(&names[k]);
         let slice = slice_of(image, k, &file)?;
         let bytes = codec::encode_png(&slice, &file)?;
-        std::fs::write(&file, bytes).map_err(|e| IoError::io(&file, e))?;
+        crate::raw::write_file(&file, &bytes)?;
         if let Some(progress) = options.progress {
             progress(done.fetch_add(1, AtomicOrdering::Relaxed) + 1, depth);
         }

@@ -307,7 +307,7 @@ pub(super) fn write(image: &Image, path: &Path) -> Result<()> {
         _ => return Err(cannot_store(path, FORMAT, image, fits)),
     };
     written.map_err(|e| IoError::cannot_write(path, FORMAT, e.to_string()))?;
-    std::fs::write(path, out.into_inner()).map_err(|e| IoError::io(path, e))
+    crate::raw::write_file(path, &out.into_inner())
 }
 
 fn pages<C, T, W>(image: &Image, out: &mut W) -> std::result::Result<(), TiffError>
