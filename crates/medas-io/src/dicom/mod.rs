@@ -27,6 +27,7 @@
 //!   and anything else is [`IoError::UnsupportedTransferSyntax`].
 
 mod header;
+mod lengths;
 mod pixels;
 mod rle;
 mod series;
@@ -101,6 +102,7 @@ pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -
     if bytes.is_empty() {
         return Err(IoError::corrupt(name, FORMAT, "the file is empty"));
     }
+    lengths::check(bytes, name)?;
     let mut options = OpenFileOptions::new();
     if let Some(tag) = until {
         options = options.read_until(tag);

@@ -159,10 +159,12 @@ fn encapsulated_bytes(obj: &DefaultDicomObject, fragments: &[&[u8]], header: &He
     if uid == JPEG_EXTENDED && fmt.bits_allocated > 8 {
         return Err(unsupported(name, uid, "12-bit JPEG Extended (the JPEG decoder reads 8-bit only)"));
     }
-    if (uid == JPEG_BASELINE || uid == JPEG_EXTENDED) && fmt.samples == 3 && fmt.bits_allocated == 8 {
-        if let Some(frames) = frame_streams(fragments, fmt.frames) {
-            return decode_colour_jpeg(&frames, fmt, needed, name);
-        }
+    if (uid == JPEG_BASELINE || uid == JPEG_EXTENDED)
+        && fmt.samples == 3
+        && fmt.bits_allocated == 8
+        && let Some(frames) = frame_streams(fragments, fmt.frames)
+    {
+        return decode_colour_jpeg(&frames, fmt, needed, name);
     }
     let decoded = obj.decode_pixel_data().map_err(|e| {
         let message = e.to_string();
