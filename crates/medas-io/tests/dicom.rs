@@ -10,35 +10,38 @@ use medas_testkit::{Reference, assert_geometry, assert_voxels, image_voxels, ref
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
-/// Files pydicom (with the venv's plugins) cannot decode only because no JPEG (ITU T.81)
-/// plugin is installed there: pylibjpeg-libjpeg is GPL and GDCM is absent. We decode them;
-/// without a reference the test only requires no panic.
-const NO_REFERENCE_PLUGIN: &[&str] = &[
-    "JPEG-lossy.dcm",
-    "JPGExtended.dcm",
-    "SC_jpeg_no_color_transform.dcm",
-    "SC_jpeg_no_color_transform_2.dcm",
-    "SC_rgb_dcmtk_+eb+cr.dcm",
-    "SC_rgb_dcmtk_+eb+cy+n1.dcm",
-    "SC_rgb_dcmtk_+eb+cy+n2.dcm",
-    "SC_rgb_dcmtk_+eb+cy+np.dcm",
-    "SC_rgb_dcmtk_+eb+cy+s2.dcm",
-    "SC_rgb_dcmtk_+eb+cy+s4.dcm",
-    "SC_rgb_jpeg.dcm",
-    "SC_rgb_jpeg_app14_dcmd.dcm",
-    "SC_rgb_jpeg_dcmtk.dcm",
-    "SC_rgb_jpeg_gdcm.dcm",
-    "SC_rgb_jpeg_lossy_gdcm.dcm",
-    "SC_rgb_small_odd_jpeg.dcm",
-    "examples_ybr_color.dcm",
-    "JPEG-LL.dcm",
-    "JPGLosslessP14SV1_1s_1f_8b.dcm",
-    "bad_sequence.dcm",
-    "color3d_jpeg_baseline.dcm",
+/// Files pydicom cannot decode even with its JPEG plugins (pylibjpeg-libjpeg, a GPL test-only
+/// tool, is the reference for ITU T.81 JPEG): libjpeg reports "a misplaced marker" in this
+/// 12-bit JPEG Extended file. We reject it as an unsupported transfer syntax (12-bit DCT).
+const NO_REFERENCE_PLUGIN: &[&str] = &["JPEG-lossy.dcm"];
+
+/// Lossy JPEG (baseline, 8-bit) files and the largest (max abs, mean abs) difference from
+/// pydicom that we accept, in stored 8-bit units. The JPEG standard does not fix the inverse
+/// DCT or the chroma upsampling: pydicom's libjpeg and our jpeg-decoder (libjpeg-turbo's
+/// integer IDCT, "fancy" upsampling) legitimately differ by a few grey levels on a few pixels.
+/// Each bound is the measured difference rounded up a little; the colour conversion itself is
+/// pydicom's formula, so a wrong colour space shows as differences of tens to hundreds.
+const LOSSY: &[(&str, f64, f64)] = &[
+    ("SC_jpeg_no_color_transform.dcm", 1.0, 0.003),
+    ("SC_jpeg_no_color_transform_2.dcm", 1.0, 0.002),
+    ("SC_rgb_dcmtk_+eb+cr.dcm", 1.0, 0.005),
+    ("SC_rgb_dcmtk_+eb+cy+n1.dcm", 2.0, 0.15),
+    ("SC_rgb_dcmtk_+eb+cy+n2.dcm", 1.0, 0.015),
+    ("SC_rgb_dcmtk_+eb+cy+np.dcm", 2.0, 0.15),
+    ("SC_rgb_dcmtk_+eb+cy+s2.dcm", 1.0, 0.015),
+    ("SC_rgb_dcmtk_+eb+cy+s4.dcm", 1.0, 0.015),
+    ("SC_rgb_jpeg.dcm", 1.0, 0.003),
+    ("SC_rgb_jpeg_app14_dcmd.dcm", 1.0, 0.002),
+    ("SC_rgb_jpeg_dcmtk.dcm", 1.0, 0.015),
+    ("SC_rgb_jpeg_lossy_gdcm.dcm", 2.0, 0.025),
+    ("examples_ybr_color.dcm", 3.0, 0.03),
+    ("color3d_jpeg_baseline.dcm", 5.0, 0.03),
 ];
 
 /// Files pydicom decodes that we report as an unsupported transfer syntax.
-const EXPECTED_UNSUPPORTED: &[&str] = &[];
+/// `JPGExtended.dcm` is 12-bit JPEG Extended: neither jpeg-decoder nor zune-jpeg decodes a
+/// 12-bit DCT, and no well-kept Rust crate does.
+const EXPECTED_UNSUPPORTED: &[&str] = &["JPGExtended.dcm"];
 
 fn dicom_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -89,6 +92,18 @@ fn compare(name: &str, image: &Image, r: &Reference, tolerance: f64) -> Result<(
     Ok(())
 }
 
+/// Largest and mean absolute difference between our voxels and pydicom's.
+fn difference(image: &Image, r: &Reference) -> Option<(f64, f64)> {
+    let theirs = r.voxels();
+    let ours = squeezed(image, theirs.shape());
+    if ours.shape() != theirs.shape() || ours.is_empty() {
+        return None;
+    }
+    let diffs = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs());
+    let (max, sum) = diffs.fold((0.0f64, 0.0), |(m, s), d| (m.max(d), s + d));
+    Some((max, sum / ours.len() as f64))
+}
+
 /// Acceptance 1: every pixel-data file in pydicom's and pydicom-data's test files decodes to
 /// pydicom's `pixel_array` (raw stored values, exact), and our modality values equal pydicom's
 /// `apply_modality_lut` output (1e-6 relative) where pydicom applies a plain rescale.
@@ -99,6 +114,7 @@ fn matches_pydicom_on_every_test_file() {
         return;
     }
     let (mut failures, mut unsupported, mut unreferenced, mut checked) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let mut lossy_seen = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let ours = dicom::read_file(path, Values::Stored);
@@ -106,6 +122,7 @@ fn matches_pydicom_on_every_test_file() {
             assert!(!e.to_string().contains("the decoder failed"), "{name}: a decoder panicked: {e}");
         }
         if NO_REFERENCE_PLUGIN.contains(&name.as_str()) {
+            assert!(pydicom(path, &["raw=1"]).is_none(), "{name}: pydicom decodes it now: compare it");
             unreferenced.push(format!("{name}: {}", ours.as_ref().map(|_| "decoded".to_string()).unwrap_or_else(|e| e.to_string())));
             continue;
         }
@@ -127,7 +144,15 @@ fn matches_pydicom_on_every_test_file() {
             }
         };
         checked += 1;
-        if let Err(e) = compare(&name, &image, &r, 0.0) {
+        if let Some(&(_, max, mean)) = LOSSY.iter().find(|(n, ..)| *n == name) {
+            lossy_seen += 1;
+            match difference(&image, &r) {
+                Some((d_max, d_mean)) if d_max <= max && d_mean <= mean => {
+                    println!("lossy {name}: max {d_max}, mean {d_mean:.4} (allowed {max}, {mean})")
+                }
+                other => failures.push(format!("{name}: (max, mean) difference {other:?}, allowed ({max}, {mean})")),
+            }
+        } else if let Err(e) = compare(&name, &image, &r, 0.0) {
             failures.push(e);
         }
         if let Err(e) = compare_modality(path, &name, &image) {
@@ -136,12 +161,14 @@ fn matches_pydicom_on_every_test_file() {
     }
     println!("checked {checked} files against pydicom");
     println!("unsupported transfer syntax ({}):\n  {}", unsupported.len(), unsupported.join("\n  "));
-    println!("no pydicom plugin for ({}):\n  {}", unreferenced.len(), unreferenced.join("\n  "));
+    println!("pydicom cannot decode ({}):\n  {}", unreferenced.len(), unreferenced.join("\n  "));
     let unexpected: Vec<&String> =
         unsupported.iter().filter(|u| !EXPECTED_UNSUPPORTED.iter().any(|e| u.starts_with(e))).collect();
     assert!(unexpected.is_empty(), "unexpectedly unsupported: {unexpected:#?}");
+    assert_eq!(unsupported.len(), EXPECTED_UNSUPPORTED.len(), "a listed file is no longer unsupported");
     assert!(failures.is_empty(), "{} files differ from pydicom:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 100, "only {checked} files were compared");
+    assert_eq!(lossy_seen, LOSSY.len(), "every lossy file must be compared");
 }
 
 /// Our modality values vs pydicom's `apply_modality_lut`, for grey files where we rescale.

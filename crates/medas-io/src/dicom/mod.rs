@@ -20,11 +20,14 @@
 //! - Colour comes out as RGB: YBR_FULL/YBR_FULL_422 are converted (pydicom's formula), palette
 //!   colour is expanded through its LUT (8-bit data with 16-bit LUT entries gives `u8` = entry >> 8,
 //!   as SimpleITK does; 16-bit data gives `u16` entries).
-//! - Compressed transfer syntaxes are decoded by `dicom-pixeldata` (deflate, RLE, JPEG baseline /
-//!   extended / lossless, JPEG-LS through CharLS, JPEG 2000 through OpenJPEG); anything else is
-//!   [`IoError::UnsupportedTransferSyntax`].
+//! - Compressed transfer syntaxes are decoded by `dicom-pixeldata` (deflate, JPEG lossless,
+//!   JPEG-LS through CharLS, JPEG 2000 through OpenJPEG), by our RLE decoder, and colour JPEG
+//!   baseline/extended by `jpeg-decoder` with pydicom's choice of colour space (the codestream's
+//!   component names and JFIF marker, else the Photometric Interpretation); 12-bit JPEG Extended
+//!   and anything else is [`IoError::UnsupportedTransferSyntax`].
 
 mod header;
+mod lengths;
 mod pixels;
 mod rle;
 mod series;
@@ -99,11 +102,32 @@ pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -
     if bytes.is_empty() {
         return Err(IoError::corrupt(name, FORMAT, "the file is empty"));
     }
+    lengths::check(bytes, name)?;
     let mut options = OpenFileOptions::new();
     if let Some(tag) = until {
         options = options.read_until(tag);
     }
-    options.from_reader(bytes).map_err(|e| IoError::corrupt(name, FORMAT, e.to_string()))
+    match options.clone().from_reader(bytes) {
+        Ok(object) => Ok(object),
+        // Some writers declare an explicit-VR syntax but encode the data set with implicit VR
+        // (pydicom detects this and reads on); retry so, keeping the declared syntax for the
+        // pixel data.
+        Err(error) => options
+            .transfer_syntax_index(ImplicitVr)
+            .from_reader(bytes)
+            .map_err(|_| IoError::corrupt(name, FORMAT, error.to_string())),
+    }
+}
+
+/// A transfer syntax index that reads every data set as Implicit VR Little Endian.
+struct ImplicitVr;
+
+impl dicom_encoding::transfer_syntax::TransferSyntaxIndex for ImplicitVr {
+    fn get(&self, _uid: &str) -> Option<&dicom_encoding::TransferSyntax> {
+        static REGISTRY: dicom_transfer_syntax_registry::TransferSyntaxRegistry =
+            dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+        REGISTRY.get(dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.uid())
+    }
 }
 
 /// Runs `work`, turning a panic inside the DICOM libraries into a [`IoError::Corrupt`]:

@@ -25,6 +25,7 @@ pub(crate) enum Samples {
 
 const BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 const RLE: &str = "1.2.840.10008.1.2.5";
+const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 
 /// Encapsulated transfer syntaxes this build decodes, with their names.
@@ -158,6 +159,13 @@ fn encapsulated_bytes(obj: &DefaultDicomObject, fragments: &[&[u8]], header: &He
     if uid == JPEG_EXTENDED && fmt.bits_allocated > 8 {
         return Err(unsupported(name, uid, "12-bit JPEG Extended (the JPEG decoder reads 8-bit only)"));
     }
+    if (uid == JPEG_BASELINE || uid == JPEG_EXTENDED)
+        && fmt.samples == 3
+        && fmt.bits_allocated == 8
+        && let Some(frames) = frame_streams(fragments, fmt.frames)
+    {
+        return decode_colour_jpeg(&frames, fmt, needed, name);
+    }
     let decoded = obj.decode_pixel_data().map_err(|e| {
         let message = e.to_string();
         if message.to_ascii_lowercase().contains("unsupported") {
@@ -175,6 +183,89 @@ fn encapsulated_bytes(obj: &DefaultDicomObject, fragments: &[&[u8]], header: &He
         ));
     }
     Ok(data[..needed].to_vec())
+}
+
+/// The compressed stream of each frame: one fragment per frame, or all fragments of a
+/// single-frame image joined. `None` when frames span fragments in another way (then
+/// dicom-pixeldata splits them with the offset table).
+fn frame_streams(fragments: &[&[u8]], frames: usize) -> Option<Vec<Vec<u8>>> {
+    if fragments.len() == frames {
+        Some(fragments.iter().map(|f| f.to_vec()).collect())
+    } else if frames == 1 {
+        Some(vec![fragments.concat()])
+    } else {
+        None
+    }
+}
+
+/// Whether the samples of a 3-component JPEG frame are YCbCr, decided as pydicom does (the
+/// reference of record): the decoder returns the components untransformed, and pydicom converts
+/// YBR → RGB itself when the Photometric Interpretation, corrected by the codestream, is YBR.
+/// Components named 'R','G','B' (or 'r','g','b') mean RGB; a JFIF APP0 marker means YCbCr;
+/// otherwise the header's Photometric Interpretation decides. (jpeg-decoder on its own would
+/// also assume YCbCr for unmarked streams, wrong for DICOM RGB files written without markers.)
+fn jpeg_is_ybr(stream: &[u8], photometric: &str) -> bool {
+    let (mut jfif, mut ids) = (false, None);
+    let mut at = 2; // after SOI
+    while at + 4 <= stream.len() && stream[at] == 0xff {
+        let marker = stream[at + 1];
+        if marker == 0xff {
+            at += 1; // fill byte
+            continue;
+        }
+        if marker == 0xda || marker == 0xd9 {
+            break; // start of scan or end of image: no more headers
+        }
+        let length = u16::from_be_bytes([stream[at + 2], stream[at + 3]]) as usize;
+        let payload = stream.get(at + 4..at + 2 + length).unwrap_or(&[]);
+        match marker {
+            0xe0 if payload.starts_with(b"JFIF") => jfif = true,
+            // Start of frame: precision, height, width, count, then (id, sampling, table) each.
+            0xc0..=0xcf if marker != 0xc4 && marker != 0xc8 && marker != 0xcc && payload.len() >= 15 => {
+                ids = Some([payload[6], payload[9], payload[12]]);
+            }
+            _ => {}
+        }
+        at += 2 + length.max(2);
+    }
+    if matches!(ids, Some([82, 71, 66] | [114, 103, 98])) {
+        return false;
+    }
+    jfif || photometric == "YBR_FULL" || photometric == "YBR_FULL_422"
+}
+
+/// Decodes 8-bit 3-component JPEG baseline/extended frames into `needed` interleaved RGB
+/// bytes: components as coded, then pydicom's YBR → RGB where [`jpeg_is_ybr`] says so.
+fn decode_colour_jpeg(frames: &[Vec<u8>], fmt: &PixelFormat, needed: usize, name: &Path) -> Result<Vec<u8>> {
+    let frame_size = fmt.rows * fmt.columns * 3;
+    let decoded: Vec<Vec<u8>> = frames
+        .par_iter()
+        .take(fmt.frames)
+        .map(|stream| {
+            let mut decoder = jpeg_decoder::Decoder::new(stream.as_slice());
+            // `RGB` interleaves the components untouched (`None` does not interleave them).
+            decoder.set_color_transform(jpeg_decoder::ColorTransform::RGB);
+            decoder.set_max_decoding_buffer_size(frame_size);
+            let mut pixels = decoder
+                .decode()
+                .map_err(|e| IoError::corrupt(name, FORMAT, format!("cannot decode JPEG pixel data: {e}")))?;
+            let info = decoder.info().map(|i| (i.width as usize, i.height as usize, i.pixel_format));
+            if info != Some((fmt.columns, fmt.rows, jpeg_decoder::PixelFormat::RGB24)) || pixels.len() != frame_size {
+                let what = format!("a JPEG frame is {info:?}, the header declares {}×{} RGB", fmt.columns, fmt.rows);
+                return Err(IoError::corrupt(name, FORMAT, what));
+            }
+            if jpeg_is_ybr(stream, &fmt.photometric) {
+                pixels.par_chunks_exact_mut(3).for_each(ybr_to_rgb);
+            }
+            Ok(pixels)
+        })
+        .collect::<Result<_>>()?;
+    let data = decoded.concat();
+    if data.len() != needed {
+        let what = format!("decoded JPEG pixel data holds {} bytes, {needed} expected", data.len());
+        return Err(IoError::corrupt(name, FORMAT, what));
+    }
+    Ok(data)
 }
 
 fn unsupported(name: &Path, uid: &str, what: &str) -> IoError {
@@ -475,6 +566,34 @@ mod tests {
         assert_eq!(typed(&bytes, &format(12, false)), Samples::U16(vec![0x07ff]));
         let bytes = [0x00, 0xf8]; // 12-bit signed 0x800 = -2048
         assert_eq!(typed(&bytes, &format(12, true)), Samples::I16(vec![-2048]));
+    }
+
+    /// A JPEG header: SOI, optional APP0 JFIF, SOF0 with three components named `ids`, SOS.
+    fn jpeg_header(jfif: bool, ids: [u8; 3]) -> Vec<u8> {
+        let mut bytes = vec![0xff, 0xd8];
+        if jfif {
+            bytes.extend([0xff, 0xe0, 0, 16]);
+            bytes.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        }
+        bytes.extend([0xff, 0xc0, 0, 17, 8, 0, 1, 0, 1, 3]);
+        for id in ids {
+            bytes.extend([id, 0x11, 0]);
+        }
+        bytes.extend([0xff, 0xda, 0, 12]);
+        bytes
+    }
+
+    #[test]
+    fn jpeg_colour_space_follows_pydicom() {
+        // Unmarked stream: the Photometric Interpretation decides (jpeg-decoder alone would say YCbCr).
+        assert!(!jpeg_is_ybr(&jpeg_header(false, [0, 1, 2]), "RGB"));
+        assert!(jpeg_is_ybr(&jpeg_header(false, [1, 2, 3]), "YBR_FULL_422"));
+        // A JFIF marker means YCbCr whatever the header says; 'R','G','B' components mean RGB.
+        assert!(jpeg_is_ybr(&jpeg_header(true, [1, 2, 3]), "RGB"));
+        assert!(!jpeg_is_ybr(&jpeg_header(false, *b"RGB"), "YBR_FULL"));
+        // Truncated or garbage streams do not panic.
+        assert!(!jpeg_is_ybr(&[0xff, 0xd8, 0xff, 0xe0, 0xff], "RGB"));
+        assert!(!jpeg_is_ybr(&[], "RGB"));
     }
 
     #[test]
