@@ -338,7 +338,10 @@ fn single_file_and_float_round_trip() {
     let range = mr.voxels().stats().max - mr.voxels().stats().min;
     // 16-bit quantisation: at most half a step (+ rounding of the DS slope).
     assert!(a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() <= range / 65535.0), "quantisation error too large");
-    assert_geometry(&back, &reference("sitk", &file, &[]), 1e-5);
+    // SimpleITK sees the same (quantised) values and geometry as our read-back.
+    let sitk = reference("sitk", &file, &[]);
+    assert_geometry(&back, &sitk, 1e-5);
+    assert_voxels(&back, &sitk, 1e-6);
 
     let Some((lung, _)) = lung1() else { return };
     let file = folder.join("lung1.dcm");
@@ -346,6 +349,39 @@ fn single_file_and_float_round_trip() {
     let back = dicom::read(&file, &ReadOptions::default()).unwrap();
     assert_eq!(back.voxels(), lung.voxels());
     assert!(back.geometry().approx_eq(lung.geometry(), 1e-5), "{:?} vs {:?}", back.geometry(), lung.geometry());
+    // Our multi-frame file as the readers of record see it: SimpleITK (values and geometry)
+    // and pydicom (stored values of all 48 frames).
+    let sitk = reference("sitk", &file, &[]);
+    assert_voxels(&lung, &sitk, 0.0);
+    assert_geometry(&lung, &sitk, 1e-5);
+    let stored = dicom::read_file(&file, Values::Stored).unwrap();
+    assert_voxels(&stored, &reference("pydicom", &file, &["raw=1"]), 0.0);
+}
+
+#[test]
+fn eight_bit_ct_is_widened_and_oversized_images_are_refused() {
+    let data: Vec<u8> = (0..4 * 3 * 2).map(|v| (v * 10) as u8).collect();
+    let voxels = Voxels::from_fortran_vec(&[4, 3, 2], data).unwrap();
+    let mut image = Image::new(voxels, Geometry::new(vec![0.5, 0.5, 2.0], vec![0.0; 3], identity3()).unwrap()).unwrap();
+    image.metadata.set(keys::MODALITY, "CT");
+    let Some(_) = medas_testkit::file("pydicom") else { return };
+    let folder = medas_testkit::scratch_dir("dicom-u8-ct");
+    dicom::write(&image, &folder, Format::DicomSeries, &WriteOptions::default()).unwrap();
+    let first = folder.join("slice00001.dcm");
+    // CT Image Storage requires BitsAllocated 16: pydicom reads 16-bit stored values.
+    let stored = reference("pydicom", &first, &["raw=1"]);
+    assert_eq!(stored.dtype(), "uint16");
+    let series = reference("sitk-series", &folder, &[]);
+    assert_voxels(&image, &series, 0.0);
+    assert_geometry(&image, &series, 1e-5);
+
+    let wide = Image::from_voxels(Voxels::from_fortran_vec(&[70_000, 1], vec![0u8; 70_000]).unwrap()).unwrap();
+    let error = dicom::write(&wide, &folder.join("wide.dcm"), Format::Dicom, &WriteOptions::default()).unwrap_err();
+    assert!(error.to_string().contains("65535"), "{error}");
+}
+
+fn identity3() -> Vec<f64> {
+    vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 }
 
 /// Acceptance 4: broken files give an error, never a panic.

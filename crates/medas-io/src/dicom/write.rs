@@ -49,6 +49,9 @@ pub(crate) fn write(image: &Image, path: &Path, format: Format, options: &WriteO
         (3, ScalarType::U8) => true,
         (c, t) => return Err(IoError::cannot_write(path, FORMAT, format!("{c} components of {t} (only grey or RGB u8)"))),
     };
+    if let Some(side) = image.size().iter().take(2).find(|&&n| n > u16::MAX as usize) {
+        return Err(IoError::cannot_write(path, FORMAT, format!("a side of {side} pixels (DICOM allows at most 65535)")));
+    }
     let slices = image.size().get(2).copied().unwrap_or(1);
     let multi_frame = format == Format::Dicom && slices > 1;
     let common = Common::new(image, rgb, multi_frame, path);
@@ -83,7 +86,12 @@ fn write_series(image: &Image, common: &Common, folder: &Path, slices: usize, op
 impl Common {
     fn new(image: &Image, rgb: bool, multi_frame: bool, path: &Path) -> Common {
         let modality = image.metadata.text(keys::MODALITY).unwrap_or("OT").to_string();
-        let encoding = if rgb { Encoding { bits: 8, signed: false, slope: 1.0, intercept: 0.0 } } else { choose(image, path) };
+        let mut encoding =
+            if rgb { Encoding { bits: 8, signed: false, slope: 1.0, intercept: 0.0 } } else { choose(image, path) };
+        // The CT and MR image modules require 16 bits allocated; 8-bit data is widened.
+        if !rgb && encoding.bits == 8 && matches!(modality.as_str(), "CT" | "MR") {
+            encoding.bits = 16;
+        }
         let sop_class = match (modality.as_str(), multi_frame, rgb, encoding.bits) {
             ("CT", false, false, _) => uids::CT_IMAGE_STORAGE,
             ("MR", false, false, _) => uids::MR_IMAGE_STORAGE,
