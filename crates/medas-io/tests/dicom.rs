@@ -99,9 +99,7 @@ fn difference(image: &Image, r: &Reference) -> Option<(f64, f64)> {
     if ours.shape() != theirs.shape() || ours.is_empty() {
         return None;
     }
-    let diffs = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs());
-    let (max, sum) = diffs.fold((0.0f64, 0.0), |(m, s), d| (m.max(d), s + d));
-    Some((max, sum / ours.len() as f64))
+    Some(medas_testkit::max_mean_difference(&ours, &theirs))
 }
 
 /// Acceptance 1: every pixel-data file in pydicom's and pydicom-data's test files decodes to

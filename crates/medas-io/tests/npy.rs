@@ -4,27 +4,8 @@
 //! exactly to float32). NumPy files have no geometry; arrays keep their stored axes.
 
 use medas_io::{IoError, npy};
-use medas_testkit::{Reference, assert_voxels, image_voxels, reference};
+use medas_testkit::{mutate_and_parse, python, assert_voxels, image_voxels, reference};
 use std::path::{Path, PathBuf};
-
-/// Runs a Python snippet in the reference venv with `sys.argv[1:] = args`.
-fn python(code: &str, args: &[&Path]) {
-    let python = medas_testkit::data_root().join("venv/bin/python");
-    let out = std::process::Command::new(python).arg("-c").arg(code).args(args).output().expect("run python");
-    assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// numpy's view of a file written during the test (content hash in the cache key).
-fn numpy_fresh(path: &Path, options: &[&str]) -> Reference {
-    let hash = std::fs::read(path)
-        .unwrap()
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
-    let mut all = options.to_vec();
-    let tag = format!("content={hash:016x}");
-    all.push(&tag);
-    reference("numpy", path, &all)
-}
 
 #[test]
 fn dipy_npy_files_match_numpy() {
@@ -110,7 +91,7 @@ fn numpy_written_arrays_match_numpy() {
             continue;
         }
         let image = npy::read(path).unwrap_or_else(|e| panic!("{e}"));
-        let r = numpy_fresh(path, &[]);
+        let r = reference("numpy", path, &[]);
         assert_voxels(&image, &r, 0.0);
         let expected = if r.dtype() == "bool" { "uint8" } else { r.dtype() };
         assert_eq!(image.scalar_type().name(), expected, "{name}");
@@ -118,10 +99,10 @@ fn numpy_written_arrays_match_numpy() {
     }
     assert_eq!(checked, 46);
     let second = npy::read_npz_key(&dir.join("compressed.npz"), "second").unwrap();
-    assert_voxels(&second, &numpy_fresh(&dir.join("compressed.npz"), &["key=second"]), 0.0);
+    assert_voxels(&second, &reference("numpy", &dir.join("compressed.npz"), &["key=second"]), 0.0);
     // float16 widens exactly to float32.
     let half = npy::read(&dir.join("half.npy")).unwrap();
-    assert_voxels(&half, &numpy_fresh(&dir.join("half_as_f32.npy"), &[]), 0.0);
+    assert_voxels(&half, &reference("numpy", &dir.join("half_as_f32.npy"), &[]), 0.0);
 }
 
 #[test]
@@ -132,7 +113,7 @@ fn our_npy_is_read_by_numpy_in_index_order() {
     let out = dir.join("brain.npy");
     npy::write(&brain, &out).unwrap();
     // numpy sees the array in index order (i, j, k), Fortran layout, same values.
-    let r = numpy_fresh(&out, &[]);
+    let r = reference("numpy", &out, &[]);
     assert_eq!(r.shape(), brain.size());
     assert_voxels(&brain, &r, 0.0);
     python(
@@ -153,7 +134,7 @@ fn our_npz_keeps_geometry_and_components() {
     assert_eq!(back.voxels(), label.voxels());
     assert_eq!(back.geometry(), label.geometry());
     // numpy reads the same arrays under the documented keys.
-    assert_voxels(&label, &numpy_fresh(&out, &["key=image"]), 0.0);
+    assert_voxels(&label, &reference("numpy", &out, &["key=image"]), 0.0);
     let check = "import sys, numpy as np; z = np.load(sys.argv[1]); g = [float(v) for v in sys.argv[2].split(',')]
 assert list(z.keys()) == ['image', 'spacing', 'origin', 'direction'], list(z.keys())
 assert np.allclose(z['spacing'], g[:3], rtol=0, atol=0) and z['direction'].shape == (3, 3)";
@@ -211,32 +192,4 @@ fn damaged_and_hostile_files_give_errors() {
     }
     mutate_and_parse(&bytes[..300], |b| drop(npy::read_bytes(b, p)));
     mutate_and_parse(&zip, |b| drop(npy::read_bytes(b, Path::new("mutant.npz"))));
-}
-
-/// Mutates `seed` many times (bytes replaced by header-ish characters) and feeds each copy to
-/// `parse`: whatever the result, it must not panic.
-fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
-    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
-    for _ in 0..3000 {
-        let mut bytes = seed.to_vec();
-        for _ in 0..1 + next() % 4 {
-            let at = next() % bytes.len();
-            match next() % 3 {
-                0 => bytes[at] = alphabet[next() % alphabet.len()],
-                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
-                _ => drop(bytes.remove(at)),
-            }
-            if bytes.is_empty() {
-                bytes.push(b'N');
-            }
-        }
-        parse(&bytes);
-    }
 }

@@ -4,33 +4,14 @@
 //! geometry 1e-5 relative (floor 1 mm / 1 unit), as in `medas_testkit::assert_geometry`.
 
 use medas_io::{IoError, nrrd};
-use medas_testkit::{Reference, assert_geometry, assert_voxels, image_voxels, reference};
-use std::path::{Path, PathBuf};
+use medas_testkit::{expect_error, mutate_and_parse, python, assert_geometry, assert_voxels, image_voxels, reference};
+use std::path::Path;
 
 const GEOMETRY_TOLERANCE: f64 = 1e-5;
 
-/// Runs a Python snippet in the reference venv with `sys.argv[1:] = args`.
-fn python(code: &str, args: &[&Path]) {
-    let python = medas_testkit::data_root().join("venv/bin/python");
-    let out = std::process::Command::new(python).arg("-c").arg(code).args(args).output().expect("run python");
-    assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// The SimpleITK reference for a file written during the test; the folder's content hash is
-/// passed as an option so a cached reference of an older file is never reused.
-fn sitk_fresh(path: &Path) -> Reference {
-    let folder = path.parent().expect("folder");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().path()).collect();
-    entries.sort();
-    let hash = entries.iter().filter(|p| p.is_file()).fold(0xcbf29ce484222325u64, |h, p| {
-        std::fs::read(p).unwrap().iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
-    });
-    reference("sitk", path, &[&format!("content={hash:016x}")])
-}
-
 fn check_against_sitk(path: &Path) {
     let image = nrrd::read(path).unwrap_or_else(|e| panic!("{e}"));
-    let r = sitk_fresh(path);
+    let r = reference("sitk", path, &[]);
     assert_voxels(&image, &r, 0.0);
     assert_geometry(&image, &r, GEOMETRY_TOLERANCE);
     assert_eq!(image.components() as u64, r.meta["components"].as_u64().unwrap(), "{}", path.display());
@@ -173,16 +154,6 @@ fn rgb_and_list_axes_become_components() {
     assert_eq!((list.size(), list.components()), (&[4usize, 2][..], 3));
 }
 
-fn expect_error(result: medas_io::Result<medas_image::Image>, what: &str) -> IoError {
-    match result {
-        Ok(_) => panic!("{what}: expected an error"),
-        Err(e) => {
-            eprintln!("{what}: {e}");
-            e
-        }
-    }
-}
-
 #[test]
 fn damaged_and_hostile_files_give_errors() {
     let Some(lung) = medas_testkit::file("pyradiomics/lung1_image.nrrd") else { return };
@@ -272,32 +243,4 @@ fn written_header_is_what_slicer_expects() {
         assert!(text.contains(field), "{field} missing from\n{text}");
     }
     assert_eq!(image_voxels(nrrd::read(&out).unwrap().voxels()), image_voxels(image.voxels()));
-}
-
-/// Mutates `seed` many times (bytes replaced by header-ish characters) and feeds each copy to
-/// `parse`: whatever the result, it must not panic.
-fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
-    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
-    for _ in 0..3000 {
-        let mut bytes = seed.to_vec();
-        for _ in 0..1 + next() % 4 {
-            let at = next() % bytes.len();
-            match next() % 3 {
-                0 => bytes[at] = alphabet[next() % alphabet.len()],
-                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
-                _ => drop(bytes.remove(at)),
-            }
-            if bytes.is_empty() {
-                bytes.push(b'N');
-            }
-        }
-        parse(&bytes);
-    }
 }

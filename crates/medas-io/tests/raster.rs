@@ -8,8 +8,8 @@
 use medas_image::{Image, ScalarType};
 use medas_io::raster;
 use medas_io::{Format, ReadOptions, WriteOptions};
-use medas_testkit::{
-    assert_geometry, assert_voxels, data_root, image_voxels, reference, scratch_dir,
+use medas_testkit::{max_mean_difference, python_script, 
+    assert_geometry, assert_voxels, image_voxels, reference, scratch_dir,
 };
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -20,20 +20,6 @@ fn read(path: &Path) -> Image {
 
 fn write(image: &Image, path: &Path, format: Format) {
     raster::write(image, path, format, &WriteOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// Runs Python code in the reference venv (numpy, SimpleITK, tifffile, pillow).
-fn python(code: &str) {
-    let out = std::process::Command::new(data_root().join("venv/bin/python"))
-        .arg("-c")
-        .arg(code)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Copies a file to a name holding its content hash, so cached references never go stale.
@@ -63,15 +49,7 @@ fn same_as_sitk(path: &Path) -> Image {
 
 /// Max and mean absolute difference to a reference, for lossy codecs.
 fn assert_close(image: &Image, r: &medas_testkit::Reference, max_allowed: f64, mean_allowed: f64) {
-    let (ours, theirs) = (image_voxels(image.voxels()), r.voxels());
-    assert_eq!(ours.shape(), theirs.shape());
-    let diffs: Vec<f64> = ours
-        .iter()
-        .zip(theirs.iter())
-        .map(|(a, b)| (a - b).abs())
-        .collect();
-    let max = diffs.iter().cloned().fold(0.0, f64::max);
-    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    let (max, mean) = max_mean_difference(&image_voxels(image.voxels()), &r.voxels());
     eprintln!("max |diff| {max}, mean |diff| {mean:.4}");
     assert!(
         max <= max_allowed && mean <= mean_allowed,
@@ -162,7 +140,7 @@ fn generated_16bit_png_float_tiff_and_multipage_match_references() {
         return;
     }
     let dir = scratch_dir("raster-generated");
-    python(&format!(
+    python_script(&format!(
         r#"
 import numpy as np, SimpleITK as sitk, tifffile
 from PIL import Image

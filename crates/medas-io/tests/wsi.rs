@@ -2,35 +2,12 @@
 //! Aperio SVS and on a 3-level pyramid built from it with tifffile.
 
 use medas_io::wsi::{Slide, read_thumbnail_image};
-use medas_testkit::{Reference, data_root, image_voxels, reference, scratch_dir};
+use medas_testkit::{max_mean_difference, python_script, Reference, image_voxels, reference, scratch_dir};
 use std::path::{Path, PathBuf};
-
-fn python(code: &str) {
-    let out = std::process::Command::new(data_root().join("venv/bin/python"))
-        .arg("-c")
-        .arg(code)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Max and mean |ours - OpenSlide| over the region.
 fn differences(image: &medas_image::Image, r: &Reference) -> (f64, f64) {
-    let (ours, theirs) = (image_voxels(image.voxels()), r.voxels());
-    assert_eq!(ours.shape(), theirs.shape(), "region shape");
-    let diffs: Vec<f64> = ours
-        .iter()
-        .zip(theirs.iter())
-        .map(|(a, b)| (a - b).abs())
-        .collect();
-    (
-        diffs.iter().cloned().fold(0.0, f64::max),
-        diffs.iter().sum::<f64>() / diffs.len() as f64,
-    )
+    max_mean_difference(&image_voxels(image.voxels()), &r.voxels())
 }
 
 fn openslide_region(path: &Path, level: usize, x0: i64, y0: i64, w: usize, h: usize) -> Reference {
@@ -160,7 +137,7 @@ fn thumbnail_is_the_area_average_of_level_0() {
 fn build_pyramid(svs: &Path) -> PathBuf {
     let dir = scratch_dir("wsi-pyramid");
     let out = dir.join("pyramid.tif");
-    python(&format!(
+    python_script(&format!(
         r#"
 import numpy as np, openslide, tifffile
 s = openslide.OpenSlide("{svs}")

@@ -76,7 +76,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// Runs Python code in the reference venv (to make test files with nibabel, SimpleITK, ...).
 /// `args` are available as `sys.argv[1:]`. Panics with Python's error output on failure.
-pub fn python(code: &str, args: &[&str]) {
+pub fn python<S: AsRef<std::ffi::OsStr>>(code: &str, args: &[S]) {
     let python = data_root().join("venv/bin/python");
     let output = Command::new(&python)
         .arg("-c")
@@ -85,6 +85,62 @@ pub fn python(code: &str, args: &[&str]) {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     assert!(output.status.success(), "python failed:\n{code}\n{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// [`python`] without arguments.
+pub fn python_script(code: &str) {
+    python(code, &[] as &[&str]);
+}
+
+/// Largest and mean absolute difference of two arrays of the same shape (for lossy codecs,
+/// whose tolerances the tests state). Panics when the shapes differ.
+pub fn max_mean_difference(ours: &ArrayD<f64>, theirs: &ArrayD<f64>) -> (f64, f64) {
+    assert_eq!(ours.shape(), theirs.shape(), "shapes differ");
+    if ours.is_empty() {
+        return (0.0, 0.0);
+    }
+    let (max, sum) = ours.iter().zip(theirs.iter()).map(|(a, b)| (a - b).abs()).fold((0.0f64, 0.0), |(m, s), d| (m.max(d), s + d));
+    (max, sum / ours.len() as f64)
+}
+
+/// The error of a call that must fail (printing it, so test logs show the messages users see).
+pub fn expect_error<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> E {
+    match result {
+        Ok(_) => panic!("{what}: expected an error"),
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            e
+        }
+    }
+}
+
+/// Mutates `seed` 3000 times (bytes replaced, inserted or removed, favouring header-like
+/// characters) and feeds each copy to `parse`, which must not panic whatever it returns.
+/// A deterministic, quick complement to the fuzz targets.
+pub fn mutate_and_parse(seed: &[u8], parse: impl Fn(&[u8])) {
+    let alphabet = b"0123456789 -+.e()%,:=\nNLOCALISTnone\x00\xff";
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut bytes = seed.to_vec();
+        for _ in 0..1 + next() % 4 {
+            if bytes.is_empty() {
+                bytes.push(b'N');
+            }
+            let at = next() % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[next() % alphabet.len()],
+                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
+                _ => drop(bytes.remove(at)),
+            }
+        }
+        parse(&bytes);
+    }
 }
 
 /// What a reader of record saw in a file.
