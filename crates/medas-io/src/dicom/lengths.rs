@@ -24,8 +24,8 @@ struct Encoding {
 }
 
 /// Checks that no element of the file declares more bytes than the file still holds.
-/// Files whose layout this walk cannot follow (no meta group, deflated data sets) pass
-/// unchecked; dicom-rs then reports what it finds.
+/// Deflated data sets are inflated first. Files without a meta group pass unchecked (their
+/// transfer syntax is unknown); dicom-rs then reports what it finds.
 pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<()> {
     let start = if bytes.get(128..132) == Some(b"DICM") { 132 } else { 0 };
     if bytes.get(start..start + 2) != Some(&[0x02, 0x00]) {
@@ -36,12 +36,26 @@ pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<()> {
     let syntax = syntax.unwrap_or_default();
     let syntax = syntax.trim_end_matches(['\0', ' ']);
     let data_set = match syntax {
-        "1.2.840.10008.1.2.1.99" => return Ok(()), // deflated: lengths refer to inflated bytes
+        "1.2.840.10008.1.2.1.99" => return check_deflated(bytes, after_meta, name),
         "1.2.840.10008.1.2" => Encoding { explicit: false, big_endian: false },
         "1.2.840.10008.1.2.2" => Encoding { explicit: true, big_endian: true },
         _ => Encoding { explicit: true, big_endian: false },
     };
     walk(bytes, after_meta, data_set, None, name).map(|_| ())
+}
+
+/// Deflated data sets: lengths refer to the inflated bytes, so inflate (raw deflate, bounded
+/// by deflate's maximum ratio) and walk those.
+fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<()> {
+    use std::io::Read;
+    let compressed = bytes.get(after_meta..).unwrap_or_default();
+    let limit = compressed.len().saturating_mul(crate::raw::MAX_DEFLATE_RATIO) as u64;
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut inflated)
+        .map_err(|e| IoError::corrupt(name, FORMAT, format!("deflated data set is damaged: {e}")))?;
+    walk(&inflated, 0, Encoding { explicit: true, big_endian: false }, None, name).map(|_| ())
 }
 
 /// Walks elements from `at` (descending into sequences and items, skipping values and pixel
@@ -131,6 +145,23 @@ mod tests {
         e.extend(length.to_le_bytes());
         e.extend(value);
         e
+    }
+
+    #[test]
+    fn deflated_data_sets_are_checked_after_inflating() {
+        use std::io::Write;
+        let name = Path::new("x.dcm");
+        let deflate = |data: &[u8]| {
+            let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let syntax = "1.2.840.10008.1.2.1.99";
+        assert!(check(&file(syntax, &deflate(&ob(4, &[1, 2, 3, 4]))), name).is_ok());
+        // The fuzzer's case: a tiny deflated stream whose element claims gigabytes.
+        let error = check(&file(syntax, &deflate(&ob(0xc000_0000, &[0; 16]))), name).unwrap_err();
+        assert!(error.to_string().contains("declares"), "{error}");
+        assert!(check(&file(syntax, &[0xff, 0xff, 0x00]), name).is_err());
     }
 
     #[test]
