@@ -112,16 +112,18 @@ impl Slide {
             })
             .unwrap_or(0);
         let info = self.levels()[level];
-        let source = self.read_region(level, 0, 0, info.width as usize, info.height as usize)?;
-        let rgb = source.voxels().as_array::<u8>().expect("regions are u8");
-        let data = rgb.as_slice_memory_order().expect("regions are contiguous");
-        let small = area_average(
-            data,
-            info.width as usize,
-            info.height as usize,
-            out_w,
-            out_h,
-        );
+        let (w, h) = (info.width as usize, info.height as usize);
+        // Read the level in bands of rows so that memory stays bounded by the band and the
+        // output, never the whole level (a single-level slide can be gigapixels).
+        let mut shrinker = AreaAverage::new(w, h, out_w, out_h);
+        let band_rows = (THUMBNAIL_BAND_PIXELS / w.max(1)).clamp(1, h);
+        for y0 in (0..h).step_by(band_rows) {
+            let rows = band_rows.min(h - y0);
+            let band = self.read_region(level, 0, y0 as i64, w, rows)?;
+            let rgb = band.voxels().as_array::<u8>().expect("regions are u8");
+            shrinker.add_rows(y0, rgb.as_slice_memory_order().expect("regions are contiguous"));
+        }
+        let small = shrinker.finish();
         let voxels = Voxels::from_interleaved_vec(&[out_w, out_h], 3, small)
             .map_err(|e| IoError::image(self.path(), e))?;
         let s0 = self.spacing_mm(0);
@@ -273,36 +275,69 @@ fn coverage(source: usize, target: usize) -> Vec<Vec<(usize, f32)>> {
 }
 
 /// Area-averages an interleaved RGB image to `out_w` × `out_h` (separable: rows, then columns).
-fn area_average(rgb: &[u8], w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    let cols = coverage(w, out_w);
-    let rows = coverage(h, out_h);
-    let narrow: Vec<f32> = (0..h)
-        .into_par_iter()
-        .flat_map_iter(|r| {
-            let line = &rgb[r * w * 3..(r + 1) * w * 3];
-            cols.iter().flat_map(move |taps| {
-                let mut acc = [0.0f32; 3];
-                for &(s, weight) in taps {
-                    for c in 0..3 {
-                        acc[c] += line[s * 3 + c] as f32 * weight;
+/// Pixels per band when a thumbnail streams a level (48 MiB of RGB).
+const THUMBNAIL_BAND_PIXELS: usize = 1 << 24;
+
+/// Area-averaging RGB shrink fed with bands of source rows: each band is reduced along x at
+/// once and added into the output rows it covers, so only the output is kept in full.
+struct AreaAverage {
+    width: usize,
+    out_w: usize,
+    columns: Vec<Vec<(usize, f32)>>,
+    /// For each source row, the output rows it contributes to and with which weight.
+    rows_of_source: Vec<Vec<(usize, f32)>>,
+    sums: Vec<f32>,
+}
+
+impl AreaAverage {
+    fn new(w: usize, h: usize, out_w: usize, out_h: usize) -> Self {
+        let mut rows_of_source = vec![Vec::new(); h];
+        for (r, taps) in coverage(h, out_h).into_iter().enumerate() {
+            for (s, weight) in taps {
+                rows_of_source[s].push((r, weight));
+            }
+        }
+        Self { width: w, out_w, columns: coverage(w, out_w), rows_of_source, sums: vec![0.0; out_w * out_h * 3] }
+    }
+
+    /// Adds source rows `y0..` (interleaved RGB, full width).
+    fn add_rows(&mut self, y0: usize, rgb: &[u8]) {
+        let line_len = self.width * 3;
+        let columns = &self.columns;
+        let narrow: Vec<f32> = rgb
+            .par_chunks(line_len.max(1))
+            .flat_map_iter(|line| {
+                columns.iter().flat_map(move |taps| {
+                    let mut acc = [0.0f32; 3];
+                    for &(s, weight) in taps {
+                        for c in 0..3 {
+                            acc[c] += line[s * 3 + c] as f32 * weight;
+                        }
                     }
-                }
-                acc
+                    acc
+                })
             })
-        })
-        .collect();
-    rows.par_iter()
-        .flat_map_iter(|taps| {
-            let narrow = &narrow;
-            (0..out_w * 3).map(move |i| {
-                let v: f32 = taps
-                    .iter()
-                    .map(|&(s, weight)| narrow[s * out_w * 3 + i] * weight)
-                    .sum();
-                v.round().clamp(0.0, 255.0) as u8
-            })
-        })
-        .collect()
+            .collect();
+        let out_line = self.out_w * 3;
+        for (k, source) in narrow.chunks(out_line).enumerate() {
+            for &(r, weight) in &self.rows_of_source[y0 + k] {
+                let target = &mut self.sums[r * out_line..(r + 1) * out_line];
+                target.iter_mut().zip(source).for_each(|(t, s)| *t += s * weight);
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.sums.into_iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+    }
+}
+
+/// Area average of a whole RGB image (one band).
+#[cfg(test)]
+fn area_average(rgb: &[u8], w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
+    let mut shrinker = AreaAverage::new(w, h, out_w, out_h);
+    shrinker.add_rows(0, rgb);
+    shrinker.finish()
 }
 
 #[cfg(test)]
@@ -322,6 +357,18 @@ mod tests {
         for taps in coverage(7, 3) {
             assert!((taps.iter().map(|t| t.1).sum::<f32>() - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn bands_give_the_same_thumbnail_as_one_pass() {
+        let (w, h, out_w, out_h) = (37, 29, 8, 6);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 7919 % 251) as u8).collect();
+        let whole = area_average(&rgb, w, h, out_w, out_h);
+        let mut banded = AreaAverage::new(w, h, out_w, out_h);
+        for (y0, y1) in [(0, 5), (5, 6), (6, 20), (20, 29)] {
+            banded.add_rows(y0, &rgb[y0 * w * 3..y1 * w * 3]);
+        }
+        assert_eq!(banded.finish(), whole);
     }
 
     #[test]
