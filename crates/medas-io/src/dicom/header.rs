@@ -189,6 +189,12 @@ impl Header {
         let fallback = self.slice_spacing.unwrap_or(1.0);
         plane_geometry(self.orientation, self.pixel_spacing, positions.first().copied(), |normal| {
             if complete && positions.len() >= 2 {
+                if !evenly_spaced(&positions, normal) {
+                    tracing::warn!(
+                        "the frames of this file are not one evenly spaced stack (several stacks or time \
+                         points?); frames are kept in file order with the mean slice spacing"
+                    );
+                }
                 stack_spacing(&positions, normal)
             } else {
                 None
@@ -228,6 +234,15 @@ pub(crate) fn stack_spacing(positions: &[[f64; 3]], normal: [f64; 3]) -> Option<
     let (first, last) = (positions.first()?, positions.last()?);
     let along = dot(sub(*last, *first), normal) / (positions.len().saturating_sub(1).max(1)) as f64;
     (along.abs() > 1e-9 && along.is_finite()).then_some((along.abs(), along < 0.0))
+}
+
+/// True when consecutive positions step along `normal` in one direction by the same distance
+/// (within 1% of the mean step, or 0.01 mm).
+pub(crate) fn evenly_spaced(positions: &[[f64; 3]], normal: [f64; 3]) -> bool {
+    let steps: Vec<f64> = positions.windows(2).map(|w| dot(sub(w[1], w[0]), normal)).collect();
+    let mean = steps.iter().sum::<f64>() / steps.len().max(1) as f64;
+    let tolerance = (mean.abs() * 0.01).max(0.01);
+    steps.iter().all(|s| (s - mean).abs() <= tolerance && s.signum() == mean.signum())
 }
 
 fn unit_axes(iop: [f64; 6]) -> Option<([f64; 3], [f64; 3])> {
@@ -443,6 +458,17 @@ fn expand_segments(data: &[u16], limit: Option<usize>, last: Option<u16>, depth:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uneven_or_interleaved_frames_are_detected() {
+        let z = [0.0, 0.0, 1.0];
+        let even = [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 4.0]];
+        assert!(evenly_spaced(&even, z));
+        let two_time_points = [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 2.0]];
+        assert!(!evenly_spaced(&two_time_points, z));
+        let gap = [[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 6.0]];
+        assert!(!evenly_spaced(&gap, z));
+    }
 
     #[test]
     fn spacing_from_positions_flips_a_descending_stack() {
