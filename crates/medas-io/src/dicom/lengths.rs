@@ -44,6 +44,18 @@ pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<()> {
     walk(bytes, after_meta, data_set, None, name).map(|_| ())
 }
 
+/// The same check for the retry that reads the data set as plain Implicit VR Little Endian
+/// whatever the declared syntax (see `parse`): lengths are then read as implicit ones.
+pub(crate) fn check_as_implicit(bytes: &[u8], name: &Path) -> Result<()> {
+    let start = if bytes.get(128..132) == Some(b"DICM") { 132 } else { 0 };
+    if bytes.get(start..start + 2) != Some(&[0x02, 0x00]) {
+        return walk(bytes, start, Encoding { explicit: false, big_endian: false }, None, name).map(|_| ());
+    }
+    let meta = Encoding { explicit: true, big_endian: false };
+    let (after_meta, _) = walk(bytes, start, meta, Some(0x0002), name)?;
+    walk(bytes, after_meta, Encoding { explicit: false, big_endian: false }, None, name).map(|_| ())
+}
+
 /// Deflated data sets: lengths refer to the inflated bytes, so inflate (raw deflate, bounded
 /// by deflate's maximum ratio) and walk those.
 fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<()> {
@@ -162,6 +174,17 @@ mod tests {
         let error = check(&file(syntax, &deflate(&ob(0xc000_0000, &[0; 16]))), name).unwrap_err();
         assert!(error.to_string().contains("declares"), "{error}");
         assert!(check(&file(syntax, &[0xff, 0xff, 0x00]), name).is_err());
+    }
+
+    /// Inputs the `dicom` fuzz target found making dicom-rs allocate over 3 GB.
+    #[test]
+    fn fuzz_regressions_are_rejected_before_parsing() {
+        let name = Path::new("x.dcm");
+        let deflated = include_bytes!("../../../../fuzz/regressions/dicom/deflated-huge-length");
+        assert!(check(deflated, name).is_err());
+        let retry = include_bytes!("../../../../fuzz/regressions/dicom/implicit-retry-huge-length");
+        assert!(check_as_implicit(retry, name).is_err());
+        assert!(super::super::parse(retry, name, None).is_err());
     }
 
     #[test]

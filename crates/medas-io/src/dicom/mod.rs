@@ -112,10 +112,12 @@ pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -
         // Some writers declare an explicit-VR syntax but encode the data set with implicit VR
         // (pydicom detects this and reads on); retry so, keeping the declared syntax for the
         // pixel data.
-        Err(error) => options
-            .transfer_syntax_index(ImplicitVr)
-            .from_reader(bytes)
-            .map_err(|_| IoError::corrupt(name, FORMAT, error.to_string())),
+        Err(error) => {
+            let corrupt = || IoError::corrupt(name, FORMAT, error.to_string());
+            // The retry reads raw bytes as implicit-VR lengths: check them as such first.
+            lengths::check_as_implicit(bytes, name).map_err(|_| corrupt())?;
+            options.transfer_syntax_index(ImplicitVr).from_reader(bytes).map_err(|_| corrupt())
+        }
     }
 }
 
