@@ -102,22 +102,24 @@ pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -
     if bytes.is_empty() {
         return Err(IoError::corrupt(name, FORMAT, "the file is empty"));
     }
-    lengths::check(bytes, name)?;
     let mut options = OpenFileOptions::new();
     if let Some(tag) = until {
         options = options.read_until(tag);
     }
-    match options.clone().from_reader(bytes) {
+    // Every length is checked against the bytes left before dicom-rs sees the file, because
+    // dicom-rs allocates a value's buffer from its declared length.
+    let first = lengths::check(bytes, name).and_then(|()| {
+        options.clone().from_reader(bytes).map_err(|e| IoError::corrupt(name, FORMAT, e.to_string()))
+    });
+    match first {
         Ok(object) => Ok(object),
         // Some writers declare an explicit-VR syntax but encode the data set with implicit VR
         // (pydicom detects this and reads on); retry so, keeping the declared syntax for the
-        // pixel data.
-        Err(error) => {
-            let corrupt = || IoError::corrupt(name, FORMAT, error.to_string());
-            // The retry reads raw bytes as implicit-VR lengths: check them as such first.
-            lengths::check_as_implicit(bytes, name).map_err(|_| corrupt())?;
-            options.transfer_syntax_index(ImplicitVr).from_reader(bytes).map_err(|_| corrupt())
-        }
+        // pixel data. The retry reads lengths as implicit ones: check them as such first.
+        Err(error) => match lengths::check_as_implicit(bytes, name) {
+            Ok(()) => options.transfer_syntax_index(ImplicitVr).from_reader(bytes).map_err(|_| error),
+            Err(_) => Err(error),
+        },
     }
 }
 
