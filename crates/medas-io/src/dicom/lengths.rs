@@ -60,6 +60,14 @@ pub(crate) fn check_as_implicit(bytes: &[u8], name: &Path) -> Result<()> {
     walk(bytes, after_meta, Encoding { explicit: false, big_endian: false }, None, name).map(|_| ())
 }
 
+/// True when the standard dictionary knows `tag` as a sequence (SQ).
+fn dictionary_sequence((group, element): (u16, u16)) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(group, element))
+        .is_some_and(|entry| entry.vr().relaxed() == dicom_core::VR::SQ)
+}
+
 /// Deflated data sets: lengths refer to the inflated bytes, so inflate (raw deflate, bounded
 /// by deflate's maximum ratio) and walk those.
 fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<()> {
@@ -111,7 +119,9 @@ fn walk(
         let Some(length) = length else { break };
         let value = at + header;
         let remaining = bytes.len().saturating_sub(value);
-        let is_sequence = vr == Some(b"SQ".as_slice());
+        // dicom-rs descends into sequences it knows from the VR or, in implicit VR, from the
+        // data dictionary; so must this walk, or nested lengths would go unchecked.
+        let is_sequence = vr == Some(b"SQ".as_slice()) || (vr.is_none() && group != 0xfffe && dictionary_sequence(tag));
         if length != UNDEFINED && length as usize > remaining {
             let what = format!(
                 "element ({group:04x},{element:04x}) declares {length} bytes but only {remaining} remain: the file is corrupt or truncated"
@@ -128,10 +138,6 @@ fn walk(
         }
         let descend = length == UNDEFINED || is_sequence || (group == 0xfffe && !in_pixels);
         at = if descend { value } else { value + length as usize };
-        let unknown_or_un = vr.is_some_and(|vr| vr == b"UN" || !vr.iter().all(u8::is_ascii_uppercase));
-        if length == UNDEFINED && unknown_or_un {
-            break; // an undefined-length UN value is implicit VR inside: stop checking here
-        }
     }
     Ok((at, syntax))
 }
