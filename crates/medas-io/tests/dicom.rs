@@ -378,6 +378,19 @@ fn eight_bit_ct_is_widened_and_oversized_images_are_refused() {
     assert!(error.to_string().contains("65535"), "{error}");
 }
 
+#[test]
+fn hostile_files_in_a_series_folder_are_skipped() {
+    let Some(ct) = medas_testkit::file("pydicom/CT_small.dcm") else { return };
+    let folder = medas_testkit::scratch_dir("dicom-hostile-folder");
+    std::fs::copy(&ct, folder.join("ct.dcm")).unwrap();
+    // A file the fuzzer made: one declared length of over 3 GB. The folder scan must reject it
+    // through the length guard (not hand it to the parser) and read the good file.
+    let hostile = medas_testkit::repo_root().join("fuzz/regressions/dicom/unknown-vr-huge-length");
+    std::fs::copy(&hostile, folder.join("hostile.dcm")).unwrap();
+    let image = dicom::read(&folder, &ReadOptions::default()).unwrap();
+    assert_eq!(image.size(), &[128, 128, 1]);
+}
+
 fn identity3() -> Vec<f64> {
     vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 }

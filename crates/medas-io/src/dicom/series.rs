@@ -6,7 +6,6 @@ use super::pixels::{self, Samples};
 use super::{FORMAT, Values, guard, parse};
 use crate::{IoError, ReadOptions, Result};
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
 use medas_image::{Image, keys};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -114,10 +113,9 @@ fn scan(folder: &Path) -> Result<Vec<Entry>> {
 
 fn read_entry(path: PathBuf) -> Option<Entry> {
     let parsed = guard(&path, || {
-        let object = OpenFileOptions::new()
-            .read_until(tags::PIXEL_DATA)
-            .open_file(&path)
-            .map_err(|e| IoError::corrupt(&path, FORMAT, e.to_string()))?;
+        // Through `parse`, so the length guard protects folder scans too.
+        let bytes = std::fs::read(&path).map_err(|e| IoError::io(&path, e))?;
+        let object = super::parse(&bytes, &path, Some(tags::PIXEL_DATA))?;
         let header = Header::from_object(&object, &path)?;
         let uid = super::header::text(&object, tags::SERIES_INSTANCE_UID).unwrap_or_default();
         let instance = super::header::int(&object, tags::INSTANCE_NUMBER).unwrap_or(0);
