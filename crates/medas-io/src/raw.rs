@@ -48,37 +48,8 @@ pub fn decode(
             format!("voxel data is truncated: {} bytes present, {needed} needed", bytes.len()),
         ));
     }
-    let bytes = &bytes[..needed];
-    let swap = order != ByteOrder::NATIVE;
-    macro_rules! typed {
-        ($t:ty) => {{
-            const N: usize = std::mem::size_of::<$t>();
-            let values: Vec<$t> = bytes
-                .chunks_exact(N)
-                .map(|c| {
-                    let mut b = [0u8; N];
-                    b.copy_from_slice(c);
-                    if swap {
-                        b.reverse();
-                    }
-                    <$t>::from_ne_bytes(b)
-                })
-                .collect();
-            wrap(path, spatial, components, values)
-        }};
-    }
-    match scalar {
-        ScalarType::U8 => typed!(u8),
-        ScalarType::I8 => typed!(i8),
-        ScalarType::U16 => typed!(u16),
-        ScalarType::I16 => typed!(i16),
-        ScalarType::U32 => typed!(u32),
-        ScalarType::I32 => typed!(i32),
-        ScalarType::U64 => typed!(u64),
-        ScalarType::I64 => typed!(i64),
-        ScalarType::F32 => typed!(f32),
-        ScalarType::F64 => typed!(f64),
-    }
+    // The size was checked above, so the buffer is allocated once, at its final size.
+    read_voxels(path, format, &mut &bytes[..needed], scalar, order, spatial, components, needed)
 }
 
 fn wrap<T: VoxelArray>(path: &Path, spatial: &[usize], components: usize, values: Vec<T>) -> Result<Voxels> {
