@@ -295,6 +295,39 @@ fn lung1_series_round_trip() {
     assert_eq!(listed[0].modality.as_deref(), Some("CT"));
 }
 
+/// pydicom re-encodes a written series: all files as Implicit VR Little Endian (their stored
+/// bytes go straight into the volume), and every other file as RLE Lossless (decoded file by
+/// file). Both read back as the original.
+#[test]
+fn series_in_other_transfer_syntaxes_read_the_same() {
+    let Some((image, _)) = lung1() else { return };
+    let source = medas_testkit::scratch_dir("dicom-syntaxes-source");
+    dicom::write(&image, &source, Format::DicomSeries, &WriteOptions::default()).unwrap();
+    let implicit = medas_testkit::scratch_dir("dicom-syntaxes-implicit");
+    let mixed = medas_testkit::scratch_dir("dicom-syntaxes-mixed");
+    medas_testkit::python(
+        r#"
+import pathlib, sys, pydicom
+from pydicom.uid import ImplicitVRLittleEndian, RLELossless
+source, implicit, mixed = map(pathlib.Path, sys.argv[1:4])
+for n, path in enumerate(sorted(source.iterdir())):
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(implicit / path.name, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    ds = pydicom.dcmread(path)
+    if n % 2:
+        ds.compress(RLELossless)
+    ds.save_as(mixed / path.name, enforce_file_format=True)
+"#,
+        &[&source, &implicit, &mixed],
+    );
+    for folder in [&implicit, &mixed] {
+        let back = dicom::read(folder, &ReadOptions::default()).unwrap();
+        assert_eq!(back.voxels(), image.voxels(), "{}", folder.display());
+        assert!(back.geometry().approx_eq(image.geometry(), 1e-5), "{}", folder.display());
+    }
+}
+
 /// A folder with two series: the larger is read unless a UID is given.
 #[test]
 fn picks_series_by_uid_or_size() {

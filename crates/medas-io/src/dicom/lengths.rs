@@ -7,6 +7,7 @@
 
 use super::FORMAT;
 use crate::{IoError, Result};
+use std::ops::Range;
 use std::path::Path;
 
 const UNDEFINED: u32 = 0xffff_ffff;
@@ -27,17 +28,26 @@ struct Encoding {
     big_endian: bool,
 }
 
+/// Where the walk found things, in the file's own bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Layout {
+    /// The value of the last defined-length Pixel Data element (native pixels), when the data
+    /// set is not deflated. The top-level Pixel Data is the last one: nested ones (icons) come
+    /// earlier, and only signatures and padding may follow it.
+    pub native_pixels: Option<Range<usize>>,
+}
+
 /// Checks that no element of the file declares more bytes than the file still holds.
 /// Deflated data sets are inflated first. Files without a meta group pass unchecked (their
 /// transfer syntax is unknown); dicom-rs then reports what it finds.
-pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<()> {
+pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<Layout> {
     let start = if bytes.get(128..132) == Some(b"DICM") { 132 } else { 0 };
     if bytes.get(start..start + 2) != Some(&[0x02, 0x00]) {
-        return Ok(()); // no file meta group: the transfer syntax is unknown
+        return Ok(Layout::default()); // no file meta group: the transfer syntax is unknown
     }
     let meta = Encoding { explicit: true, big_endian: false };
-    let (after_meta, syntax) = walk(bytes, start, meta, Some(0x0002), name)?;
-    let syntax = syntax.unwrap_or_default();
+    let meta_walk = walk(bytes, start, meta, Some(0x0002), name)?;
+    let (after_meta, syntax) = (meta_walk.end, meta_walk.syntax.unwrap_or_default());
     let syntax = syntax.trim_end_matches(['\0', ' ']);
     let data_set = match syntax {
         "1.2.840.10008.1.2.1.99" => return check_deflated(bytes, after_meta, name),
@@ -45,7 +55,7 @@ pub(crate) fn check(bytes: &[u8], name: &Path) -> Result<()> {
         "1.2.840.10008.1.2.2" => Encoding { explicit: true, big_endian: true },
         _ => Encoding { explicit: true, big_endian: false },
     };
-    walk(bytes, after_meta, data_set, None, name).map(|_| ())
+    walk(bytes, after_meta, data_set, None, name).map(|walked| Layout { native_pixels: walked.native_pixels })
 }
 
 /// The same check for the retry that reads the data set as plain Implicit VR Little Endian
@@ -56,7 +66,7 @@ pub(crate) fn check_as_implicit(bytes: &[u8], name: &Path) -> Result<()> {
         return walk(bytes, start, Encoding { explicit: false, big_endian: false }, None, name).map(|_| ());
     }
     let meta = Encoding { explicit: true, big_endian: false };
-    let (after_meta, _) = walk(bytes, start, meta, Some(0x0002), name)?;
+    let after_meta = walk(bytes, start, meta, Some(0x0002), name)?.end;
     walk(bytes, after_meta, Encoding { explicit: false, big_endian: false }, None, name).map(|_| ())
 }
 
@@ -70,7 +80,7 @@ fn dictionary_sequence((group, element): (u16, u16)) -> bool {
 
 /// Deflated data sets: lengths refer to the inflated bytes, so inflate (raw deflate, bounded
 /// by deflate's maximum ratio) and walk those.
-fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<()> {
+fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<Layout> {
     use std::io::Read;
     let compressed = bytes.get(after_meta..).unwrap_or_default();
     let limit = compressed.len().saturating_mul(crate::raw::MAX_DEFLATE_RATIO) as u64;
@@ -79,20 +89,22 @@ fn check_deflated(bytes: &[u8], after_meta: usize, name: &Path) -> Result<()> {
         .take(limit)
         .read_to_end(&mut inflated)
         .map_err(|e| IoError::corrupt(name, FORMAT, format!("deflated data set is damaged: {e}")))?;
-    walk(&inflated, 0, Encoding { explicit: true, big_endian: false }, None, name).map(|_| ())
+    walk(&inflated, 0, Encoding { explicit: true, big_endian: false }, None, name).map(|_| Layout::default())
+}
+
+/// What one walk saw.
+struct Walked {
+    /// Where it stopped.
+    end: usize,
+    /// The Transfer Syntax UID, if it passed one.
+    syntax: Option<String>,
+    native_pixels: Option<Range<usize>>,
 }
 
 /// Walks elements from `at` (descending into sequences and items, skipping values and pixel
-/// fragments) until the end, or until a group other than `only_group`. Returns where it stopped
-/// and the Transfer Syntax UID if it passed one.
-fn walk(
-    bytes: &[u8],
-    mut at: usize,
-    encoding: Encoding,
-    only_group: Option<u16>,
-    name: &Path,
-) -> Result<(usize, Option<String>)> {
-    let (mut in_pixels, mut syntax) = (false, None);
+/// fragments) until the end, or until a group other than `only_group`.
+fn walk(bytes: &[u8], mut at: usize, encoding: Encoding, only_group: Option<u16>, name: &Path) -> Result<Walked> {
+    let (mut in_pixels, mut syntax, mut native_pixels) = (false, None, None);
     let u16_at = |p: usize, big: bool| {
         bytes.get(p..p + 2).map(|b| if big { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) })
     };
@@ -131,6 +143,9 @@ fn walk(
         if tag == (0x0002, 0x0010) {
             syntax = bytes.get(value..value + length as usize).map(|v| String::from_utf8_lossy(v).into_owned());
         }
+        if tag == PIXEL_DATA && length != UNDEFINED {
+            native_pixels = Some(value..value + length as usize);
+        }
         if tag == PIXEL_DATA && length == UNDEFINED {
             in_pixels = true;
         } else if tag == (0xfffe, 0xe0dd) {
@@ -139,7 +154,7 @@ fn walk(
         let descend = length == UNDEFINED || is_sequence || (group == 0xfffe && !in_pixels);
         at = if descend { value } else { value + length as usize };
     }
-    Ok((at, syntax))
+    Ok(Walked { end: at, syntax, native_pixels })
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 
 mod header;
 mod lengths;
+mod modality;
 mod pixels;
 mod rle;
 mod series;
@@ -99,6 +100,15 @@ pub fn write(image: &Image, path: &Path, format: Format, options: &WriteOptions)
 
 /// Parses DICOM bytes; `until` stops before that tag (used to read headers only).
 pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -> Result<DefaultDicomObject> {
+    parse_with_layout(bytes, name, until).map(|(object, _)| object)
+}
+
+/// [`parse`], also returning where the length walk found the native pixel data.
+pub(crate) fn parse_with_layout(
+    bytes: &[u8],
+    name: &Path,
+    until: Option<dicom_core::Tag>,
+) -> Result<(DefaultDicomObject, lengths::Layout)> {
     if bytes.is_empty() {
         return Err(IoError::corrupt(name, FORMAT, "the file is empty"));
     }
@@ -108,16 +118,20 @@ pub(crate) fn parse(bytes: &[u8], name: &Path, until: Option<dicom_core::Tag>) -
     }
     // Every length is checked against the bytes left before dicom-rs sees the file, because
     // dicom-rs allocates a value's buffer from its declared length.
-    let first = lengths::check(bytes, name).and_then(|()| {
-        options.clone().from_reader(bytes).map_err(|e| IoError::corrupt(name, FORMAT, e.to_string()))
+    let first = lengths::check(bytes, name).and_then(|layout| {
+        let object = options.clone().from_reader(bytes).map_err(|e| IoError::corrupt(name, FORMAT, e.to_string()))?;
+        Ok((object, layout))
     });
     match first {
-        Ok(object) => Ok(object),
+        Ok(parsed) => Ok(parsed),
         // Some writers declare an explicit-VR syntax but encode the data set with implicit VR
         // (pydicom detects this and reads on); retry so, keeping the declared syntax for the
         // pixel data. The retry reads lengths as implicit ones: check them as such first.
         Err(error) => match lengths::check_as_implicit(bytes, name) {
-            Ok(()) => options.transfer_syntax_index(ImplicitVr).from_reader(bytes).map_err(|_| error),
+            Ok(()) => {
+                let object = options.transfer_syntax_index(ImplicitVr).from_reader(bytes).map_err(|_| error)?;
+                Ok((object, lengths::Layout::default()))
+            }
             Err(_) => Err(error),
         },
     }

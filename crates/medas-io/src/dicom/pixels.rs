@@ -1,14 +1,15 @@
 //! Pixel data: stored samples (native or through a codec) → typed arrays, colour conversion,
 //! palette expansion, MONOCHROME1 inversion and the modality rescale.
 
-use super::header::{Frame, Header, Palette, PixelFormat};
+use super::header::{Header, PixelFormat};
+use super::modality::{self, Stored, unused_bits, with_stored};
 use super::{FORMAT, Values};
 use crate::{IoError, Result};
 use dicom_core::{DicomValue, PrimitiveValue};
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
-use medas_image::{Image, ScalarType, Voxels, keys};
+use medas_image::{Image, Voxels, keys};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -22,6 +23,17 @@ pub(crate) enum Samples {
     U32(Vec<u32>),
     I32(Vec<i32>),
 }
+
+macro_rules! samples_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl From<Vec<$t>> for Samples {
+            fn from(data: Vec<$t>) -> Samples {
+                Samples::$variant(data)
+            }
+        }
+    )*};
+}
+samples_from!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32);
 
 const BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 const RLE: &str = "1.2.840.10008.1.2.5";
@@ -275,29 +287,27 @@ fn unsupported(name: &Path, uid: &str, what: &str) -> IoError {
 /// Little-endian bytes → typed samples with the unused high bits masked (unsigned) or
 /// sign-extended (signed), as pydicom does.
 fn typed(bytes: &[u8], fmt: &PixelFormat) -> Samples {
-    let unused = if fmt.bits_allocated == 1 { 0 } else { (fmt.bits_allocated - fmt.bits_stored) as u32 };
-    macro_rules! convert {
-        ($t:ty, $n:expr) => {
-            bytes
-                .par_chunks_exact($n)
-                .map(|c| {
-                    let mut b = [0u8; $n];
-                    b.copy_from_slice(c);
-                    let v = <$t>::from_le_bytes(b);
-                    if unused > 0 { v.wrapping_shl(unused).wrapping_shr(unused) } else { v }
-                })
-                .collect()
-        };
-    }
-    match (fmt.bits_allocated, fmt.signed) {
-        (1 | 8, false) => Samples::U8(convert!(u8, 1)),
-        (1 | 8, true) => Samples::I8(convert!(i8, 1)),
-        (16, false) => Samples::U16(convert!(u16, 2)),
-        (16, true) => Samples::I16(convert!(i16, 2)),
-        (_, false) => Samples::U32(convert!(u32, 4)),
-        (_, true) => Samples::I32(convert!(i32, 4)),
-    }
+    let unused = unused_bits(fmt);
+    let convert = |bytes: &[u8]| with_stored!(fmt, T => {
+        bytes.par_chunks_exact(T::WIDTH).map(|c| T::read_le(c, unused)).collect::<Vec<T>>().into()
+    });
+    convert(bytes)
 }
+
+/// Runs `$body` with `$v` bound to the vector inside whichever variant `$samples` is.
+macro_rules! with_samples {
+    ($samples:expr, $v:ident => $body:expr) => {
+        match $samples {
+            Samples::U8($v) => $body,
+            Samples::I8($v) => $body,
+            Samples::U16($v) => $body,
+            Samples::I16($v) => $body,
+            Samples::U32($v) => $body,
+            Samples::I32($v) => $body,
+        }
+    };
+}
+pub(crate) use with_samples;
 
 macro_rules! map_samples {
     ($samples:expr, $v:ident => $body:expr) => {
@@ -359,12 +369,16 @@ pub(crate) fn to_image(samples: Samples, header: &Header, values: Values, name: 
     let shape = [fmt.columns, fmt.rows, fmt.frames];
     let modality = values == Values::Modality;
     let (voxels, components) = match (&header.palette, modality) {
-        (Some(palette), true) => (expand_palette(&samples, palette, fmt, &shape), 3),
+        (Some(palette), true) => (modality::expand_palette(&samples, palette, fmt, &shape), 3),
         _ if fmt.samples == 3 => (wrap(samples, &shape, 3), 3),
-        (_, true) => (rescale(&samples, header, &shape), 1),
+        (_, true) => (modality::rescale(&samples, header, &shape), 1),
         (_, false) => (wrap(samples, &shape, 1), 1),
     };
-    let voxels = voxels.map_err(|e| IoError::image(name, e))?;
+    finish(voxels.map_err(|e| IoError::image(name, e))?, components, header, modality, name)
+}
+
+/// The image of `voxels` with the header's geometry and metadata.
+pub(crate) fn finish(voxels: Voxels, components: usize, header: &Header, modality: bool, name: &Path) -> Result<Image> {
     let mut image =
         Image::with_components(voxels, components, header.geometry()).map_err(|e| IoError::image(name, e))?;
     image.metadata = header.metadata.clone();
@@ -385,187 +399,20 @@ fn wrap(samples: Samples, shape: &[usize], components: usize) -> Result<Voxels, 
             }
         };
     }
-    match samples {
-        Samples::U8(v) => go!(v),
-        Samples::I8(v) => go!(v),
-        Samples::U16(v) => go!(v),
-        Samples::I16(v) => go!(v),
-        Samples::U32(v) => go!(v),
-        Samples::I32(v) => go!(v),
-    }
-}
-
-/// Range of values `bits_stored` bits can hold.
-pub(crate) fn stored_range(fmt: &PixelFormat) -> (f64, f64) {
-    let bits = fmt.bits_stored.clamp(1, 32) as i32;
-    if fmt.signed { (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0) } else { (0.0, 2f64.powi(bits) - 1.0) }
-}
-
-/// Output type of the modality rescale (see the module documentation of `dicom`).
-pub(crate) fn output_type(fmt: &PixelFormat, frames: &[Frame], stored: ScalarType) -> ScalarType {
-    if frames.iter().all(|f| f.slope == 1.0 && f.intercept == 0.0) {
-        return stored;
-    }
-    let integral = |x: f64| x.fract() == 0.0 && x.abs() < 2f64.powi(31);
-    if !frames.iter().all(|f| integral(f.slope) && integral(f.intercept)) {
-        return ScalarType::F32;
-    }
-    let (lo, hi) = stored_range(fmt);
-    let (min, max) = frames.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(mn, mx), f| {
-        let (a, b) = (lo * f.slope + f.intercept, hi * f.slope + f.intercept);
-        (mn.min(a.min(b)), mx.max(a.max(b)))
-    });
-    let fits = |t: ScalarType| {
-        let bits = (t.size() * 8) as i32;
-        let (tlo, thi) =
-            if t.is_signed() { (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0) } else { (0.0, 2f64.powi(bits) - 1.0) };
-        min >= tlo && max <= thi
-    };
-    [ScalarType::U8, ScalarType::I8, ScalarType::U16, ScalarType::I16, ScalarType::U32, ScalarType::I32]
-        .into_iter()
-        .find(|t| fits(*t))
-        .unwrap_or(ScalarType::F32)
-}
-
-fn scalar_of(samples: &Samples) -> ScalarType {
-    match samples {
-        Samples::U8(_) => ScalarType::U8,
-        Samples::I8(_) => ScalarType::I8,
-        Samples::U16(_) => ScalarType::U16,
-        Samples::I16(_) => ScalarType::I16,
-        Samples::U32(_) => ScalarType::U32,
-        Samples::I32(_) => ScalarType::I32,
-    }
-}
-
-/// MONOCHROME1 inversion then Rescale Slope/Intercept per frame, into the output type.
-fn rescale(samples: &Samples, header: &Header, shape: &[usize]) -> Result<Voxels, medas_image::ImageError> {
-    let fmt = &header.pixel;
-    let out = output_type(fmt, &header.frames, scalar_of(samples));
-    let invert = (fmt.photometric == "MONOCHROME1").then(|| stored_range(fmt));
-    let frame_len = fmt.rows * fmt.columns;
-    macro_rules! go {
-        ($v:expr) => {
-            rescale_typed($v, frame_len, &header.frames, invert, out, shape)
-        };
-    }
-    match samples {
-        Samples::U8(v) => go!(v),
-        Samples::I8(v) => go!(v),
-        Samples::U16(v) => go!(v),
-        Samples::I16(v) => go!(v),
-        Samples::U32(v) => go!(v),
-        Samples::I32(v) => go!(v),
-    }
-}
-
-fn rescale_typed<T: Copy + Into<f64> + Sync>(
-    data: &[T],
-    frame_len: usize,
-    frames: &[Frame],
-    invert: Option<(f64, f64)>,
-    out: ScalarType,
-    shape: &[usize],
-) -> Result<Voxels, medas_image::ImageError> {
-    let value = |frame: usize, v: T| {
-        let mut x: f64 = v.into();
-        if let Some((lo, hi)) = invert {
-            x = if lo < 0.0 { -1.0 - x } else { hi - x };
-        }
-        let f = frames.get(frame).copied().unwrap_or(Frame { position: None, slope: 1.0, intercept: 0.0 });
-        x * f.slope + f.intercept
-    };
-    macro_rules! build {
-        ($t:ty) => {{
-            let values: Vec<$t> = data
-                .par_chunks(frame_len.max(1))
-                .enumerate()
-                .flat_map_iter(|(k, chunk)| chunk.iter().map(move |&v| value(k, v) as $t))
-                .collect();
-            Voxels::from_fortran_vec(shape, values)
-        }};
-    }
-    match out {
-        ScalarType::U8 => build!(u8),
-        ScalarType::I8 => build!(i8),
-        ScalarType::U16 => build!(u16),
-        ScalarType::I16 => build!(i16),
-        ScalarType::U32 => build!(u32),
-        ScalarType::I32 => build!(i32),
-        ScalarType::F64 => build!(f64),
-        _ => build!(f32),
-    }
-}
-
-/// Palette colour → RGB (u8 when the data or the LUT entries are 8-bit, like SimpleITK).
-fn expand_palette(
-    samples: &Samples,
-    palette: &Palette,
-    fmt: &PixelFormat,
-    shape: &[usize],
-) -> Result<Voxels, medas_image::ImageError> {
-    let indices: Vec<i64> = match samples {
-        Samples::U8(v) => v.iter().map(|&x| x as i64).collect(),
-        Samples::I8(v) => v.iter().map(|&x| x as i64).collect(),
-        Samples::U16(v) => v.iter().map(|&x| x as i64).collect(),
-        Samples::I16(v) => v.iter().map(|&x| x as i64).collect(),
-        Samples::U32(v) => v.iter().map(|&x| x as i64).collect(),
-        Samples::I32(v) => v.iter().map(|&x| x as i64).collect(),
-    };
-    let last = palette.red.len().min(palette.green.len()).min(palette.blue.len()).saturating_sub(1) as i64;
-    let entry = |v: i64| (v - palette.first).clamp(0, last) as usize;
-    let eight = palette.bits == 8 || fmt.bits_allocated == 8;
-    let shift = if palette.bits == 16 && eight { 8 } else { 0 };
-    let rgb = |v: &i64| {
-        let e = entry(*v);
-        [palette.red[e] >> shift, palette.green[e] >> shift, palette.blue[e] >> shift]
-    };
-    if eight {
-        let data: Vec<u8> = indices.par_iter().flat_map_iter(|v| rgb(v).map(|c| c as u8)).collect();
-        Voxels::from_interleaved_vec(shape, 3, data)
-    } else {
-        let data: Vec<u16> = indices.par_iter().flat_map_iter(rgb).collect();
-        Voxels::from_interleaved_vec(shape, 3, data)
-    }
+    with_samples!(samples, v => go!(v))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn format(bits_stored: u16, signed: bool) -> PixelFormat {
-        PixelFormat {
-            rows: 1,
-            columns: 1,
-            frames: 1,
-            samples: 1,
-            bits_allocated: 16,
-            bits_stored,
-            signed,
-            photometric: "MONOCHROME2".into(),
-            planar: false,
-        }
-    }
-
-    fn frame(slope: f64, intercept: f64) -> Frame {
-        Frame { position: None, slope, intercept }
-    }
-
-    #[test]
-    fn rescale_type_follows_gdcm() {
-        let ct = format(16, true);
-        assert_eq!(output_type(&ct, &[frame(1.0, -1024.0)], ScalarType::I16), ScalarType::I32);
-        assert_eq!(output_type(&format(12, false), &[frame(1.0, -1024.0)], ScalarType::U16), ScalarType::I16);
-        assert_eq!(output_type(&format(12, false), &[frame(1.0, 0.0)], ScalarType::U16), ScalarType::U16);
-        assert_eq!(output_type(&ct, &[frame(0.5, 0.0)], ScalarType::I16), ScalarType::F32);
-    }
+    use crate::dicom::modality::test_format as format;
 
     #[test]
     fn unused_bits_are_masked_or_sign_extended() {
         let bytes = [0xff, 0xf7]; // 0xf7ff: 12 stored bits 0x7ff, garbage above
         assert_eq!(typed(&bytes, &format(12, false)), Samples::U16(vec![0x07ff]));
-        let bytes = [0x00, 0xf8]; // 12-bit signed 0x800 = -2048
-        assert_eq!(typed(&bytes, &format(12, true)), Samples::I16(vec![-2048]));
+        let bytes = [0x00, 0xf8, 0xff, 0x07]; // 12-bit signed 0x800 = -2048, 0x7ff = 2047
+        assert_eq!(typed(&bytes, &format(12, true)), Samples::I16(vec![-2048, 2047]));
     }
 
     /// A JPEG header: SOI, optional APP0 JFIF, SOF0 with three components named `ids`, SOS.

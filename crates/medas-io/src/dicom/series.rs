@@ -1,14 +1,15 @@
 //! DICOM series folders: find the series, sort the slices along the slice normal and stack them
 //! into one 3-D volume.
 
-use super::header::{Header, dot};
+use super::header::{Header, PixelFormat, dot};
 use super::pixels::{self, Samples};
-use super::{FORMAT, Values, guard, parse};
+use super::{FORMAT, Values, guard, lengths, modality, parse};
 use crate::{IoError, ReadOptions, Result};
 use dicom_dictionary_std::tags;
 use medas_image::{Image, keys};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,7 +32,12 @@ struct Entry {
     uid: String,
     header: Header,
     instance: i64,
+    /// Where the native pixel bytes sit in the file, when the length walk found them.
+    native_pixels: Option<Range<usize>>,
 }
+
+/// Transfer syntaxes whose native pixel bytes are little endian as stored.
+const LITTLE_ENDIAN_NATIVE: [&str; 2] = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
 
 /// Lists the series in a folder (not its sub-folders), the largest first.
 pub fn list_series(folder: &Path) -> Result<Vec<SeriesInfo>> {
@@ -65,6 +71,10 @@ pub(crate) fn read_folder(folder: &Path, options: &ReadOptions) -> Result<Image>
         return Err(IoError::corrupt(folder, FORMAT, format!("series {uid} is not in the folder (found {present:?})")));
     };
     sort_slices(&mut entries, folder);
+    let header = combined_header(&entries);
+    if native_stack(&entries, &header) {
+        return read_native_stack(&entries, &header, folder, options);
+    }
     let done = AtomicUsize::new(0);
     let total = entries.len();
     let slices: Vec<Samples> = entries
@@ -78,9 +88,54 @@ pub(crate) fn read_folder(folder: &Path, options: &ReadOptions) -> Result<Image>
             Ok(samples)
         })
         .collect::<Result<_>>()?;
-    let header = combined_header(&entries);
     let samples = concatenate(slices, folder)?;
     pixels::to_image(samples, &header, Values::Modality, folder)
+}
+
+/// True when every slice is uncompressed little-endian greyscale of the series' format, so the
+/// stored bytes can go from each file straight into the volume (the common CT/MR case).
+fn native_stack(entries: &[Entry], header: &Header) -> bool {
+    let fmt = &header.pixel;
+    fmt.samples == 1
+        && fmt.bits_allocated >= 8
+        && header.palette.is_none()
+        && entries.iter().all(|e| {
+            e.native_pixels.is_some()
+                && LITTLE_ENDIAN_NATIVE.contains(&e.header.transfer_syntax.as_str())
+                && same_format(&e.header.pixel, fmt)
+        })
+}
+
+fn same_format(a: &PixelFormat, b: &PixelFormat) -> bool {
+    (a.rows, a.columns, a.samples, a.bits_allocated, a.bits_stored, a.signed, &a.photometric)
+        == (b.rows, b.columns, b.samples, b.bits_allocated, b.bits_stored, b.signed, &b.photometric)
+}
+
+/// Reads each file once more and converts its native pixel bytes into its slices of the volume.
+fn read_native_stack(entries: &[Entry], header: &Header, folder: &Path, options: &ReadOptions) -> Result<Image> {
+    let fmt = &header.pixel;
+    let frame_bytes = fmt.rows * fmt.columns * fmt.bits_allocated as usize / 8;
+    let frames: Vec<usize> = entries.iter().map(|e| e.header.pixel.frames).collect();
+    let done = AtomicUsize::new(0);
+    let read = |part: usize, sink: &mut dyn FnMut(&[u8])| -> Result<()> {
+        let path = &entries[part].path;
+        let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
+        // Walked again: the file is read anew and must not be trusted to be unchanged.
+        let range = lengths::check(&bytes, path)?.native_pixels.unwrap_or_default();
+        let needed = frames[part] * frame_bytes;
+        if range.len() < needed {
+            let what = format!("pixel data is truncated: {} bytes present, {needed} needed", range.len());
+            return Err(IoError::corrupt(path, FORMAT, what));
+        }
+        sink(&bytes[range.start..range.start + needed]);
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(progress) = options.progress {
+            progress(n, entries.len());
+        }
+        Ok(())
+    };
+    let voxels = modality::rescale_native_stack(header, &frames, read)?.map_err(|e| IoError::image(folder, e))?;
+    pixels::finish(voxels, 1, header, true, folder)
 }
 
 fn largest(groups: &BTreeMap<String, Vec<Entry>>, folder: &Path) -> Result<String> {
@@ -115,14 +170,14 @@ fn read_entry(path: PathBuf) -> Option<Entry> {
     let parsed = guard(&path, || {
         // Through `parse`, so the length guard protects folder scans too.
         let bytes = std::fs::read(&path).map_err(|e| IoError::io(&path, e))?;
-        let object = super::parse(&bytes, &path, Some(tags::PIXEL_DATA))?;
+        let (object, layout) = super::parse_with_layout(&bytes, &path, Some(tags::PIXEL_DATA))?;
         let header = Header::from_object(&object, &path)?;
         let uid = super::header::text(&object, tags::SERIES_INSTANCE_UID).unwrap_or_default();
         let instance = super::header::int(&object, tags::INSTANCE_NUMBER).unwrap_or(0);
-        Ok((uid, header, instance))
+        Ok((uid, header, instance, layout.native_pixels))
     });
     match parsed {
-        Ok((uid, header, instance)) => Some(Entry { path, uid, header, instance }),
+        Ok((uid, header, instance, native_pixels)) => Some(Entry { path, uid, header, instance, native_pixels }),
         Err(e) => {
             tracing::debug!("skipping {}: {e}", path.display());
             None
