@@ -3,6 +3,7 @@
 mod convert;
 mod info;
 mod progress;
+mod tools;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +26,13 @@ enum Command {
     /// Convert an image between formats (NIfTI, DICOM, MetaImage, NRRD, NumPy, PNG/TIFF, ...),
     /// chosen by the output's extension; a folder output becomes a DICOM series.
     Convert(convert::ConvertArgs),
+    /// The tool catalog: `medas tools list`, `medas tools show ID` (add `--json` for the
+    /// machine-readable specs).
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
+    /// Run one tool: `medas tool run ID --in PORT=PATH --set PARAM=VALUE --out PORT=PATH`.
+    #[command(subcommand)]
+    Tool(tools::ToolCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +41,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Tools(command) => tools::list_or_show(&command),
+        Command::Tool(command) => tools::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,4 +68,14 @@ fn init_logging(filter: Option<&str>) {
 /// Paths shown to users are as they typed them.
 pub(crate) fn shown(path: &std::path::Path) -> String {
     path.display().to_string()
+}
+
+/// Writes to standard output; a closed pipe (`medas tools list | head`) ends quietly instead
+/// of panicking as `println!` would.
+pub(crate) fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

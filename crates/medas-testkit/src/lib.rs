@@ -16,9 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-/// The repository root (two levels above this crate).
+/// The repository root (two levels above the crate under test). Read at run time: `cargo test`
+/// sets `CARGO_MANIFEST_DIR` for the test binary, whereas the compile-time value is baked into
+/// a build that a shared target folder may reuse from a clone at another path.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir.join("../..").canonicalize().expect("repository root")
 }
 
 /// Folder holding the fetched data (`$MEDAS_TESTDATA`, default `<repo>/.testdata`).
