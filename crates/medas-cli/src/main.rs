@@ -4,6 +4,7 @@ mod convert;
 mod info;
 mod progress;
 mod tools;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// Run one tool: `medas tool run ID --in PORT=PATH --set PARAM=VALUE --out PORT=PATH`.
     #[command(subcommand)]
     Tool(tools::ToolCommand),
+    /// Check a pipeline document against the tool catalog; lists every problem, each naming
+    /// the node and the field.
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(&args),
         Command::Tools(command) => tools::list_or_show(&command),
         Command::Tool(command) => tools::run(&command),
+        Command::Validate(args) => validate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

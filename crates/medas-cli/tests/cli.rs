@@ -129,3 +129,20 @@ fn tools_catalog_and_single_tool_run() {
     let bad = medas(&["tool", "run", "io.read_image", "--set", "path=x", "--out", "mask=m.nii"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"mask\" is not an output"));
 }
+
+/// `medas validate` accepts the example and lists every problem of a broken document.
+#[test]
+fn validate_lists_every_problem() {
+    let example = medas_testkit::repo_root().join("examples/ct-to-float.json");
+    assert!(ok(&["validate", example.to_str().unwrap()]).contains("valid (3 nodes, 2 edges)"));
+    let broken = scratch_dir("cli-validate").join("broken.json");
+    let text = std::fs::read_to_string(&example).unwrap().replace("float32", "float16").replace("\"from\": \"load.image\"", "\"from\": \"load.mask\"");
+    std::fs::write(&broken, text).unwrap();
+    let out = medas(&["validate", broken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("node \"float\", parameter \"type\": \"float16\" is not one of"), "{stderr}");
+    assert!(stderr.contains("node \"load\", edge load.mask -> float.image: io.read_image has no output \"mask\""), "{stderr}");
+    assert!(stderr.contains("node \"float\", input \"image\": is not connected"), "{stderr}");
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+}
