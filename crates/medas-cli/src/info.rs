@@ -33,9 +33,9 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         summary["whole_slide"] = slide_table(&args.path)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        crate::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
     } else {
-        print_text(&summary);
+        crate::emit(&(text(&summary) + &tables(&summary)))?;
     }
     Ok(())
 }
@@ -110,60 +110,78 @@ fn finite_or_null(v: f64) -> Value {
     if v.is_finite() { json!(v) } else { Value::Null }
 }
 
-fn print_text(s: &Value) {
-    let list = |v: &Value| -> String {
-        v.as_array()
-            .map(|a| a.iter().map(|x| format_number(x)).collect::<Vec<_>>().join(" x "))
-            .unwrap_or_default()
-    };
-    println!("path:        {}", s["path"].as_str().unwrap_or(""));
-    println!("format:      {}", s["format"].as_str().unwrap_or(""));
-    println!("size:        {}", list(&s["size"]));
-    println!("pixel type:  {}", s["pixel_type"].as_str().unwrap_or(""));
+/// Appends one formatted line to `$out`.
+macro_rules! put_line {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
+
+fn list(v: &Value) -> String {
+    v.as_array().map(|a| a.iter().map(format_number).collect::<Vec<_>>().join(" x ")).unwrap_or_default()
+}
+
+/// The summary as text: geometry, intensity and metadata.
+fn text(s: &Value) -> String {
+    let mut out = String::new();
+    put_line!(out, "path:        {}", s["path"].as_str().unwrap_or(""));
+    put_line!(out, "format:      {}", s["format"].as_str().unwrap_or(""));
+    put_line!(out, "size:        {}", list(&s["size"]));
+    put_line!(out, "pixel type:  {}", s["pixel_type"].as_str().unwrap_or(""));
     let spacing: Vec<Value> = s["spacing_mm"].as_array().cloned().unwrap_or_default();
     let spatial = Value::Array(spacing.iter().take(3).cloned().collect());
     let time = spacing.get(3).map(|t| format!(", {} s per time point", format_number(t))).unwrap_or_default();
-    println!("spacing:     {} mm{time}", list(&spatial));
-    println!("origin:      ({}) mm", list(&s["origin_mm"]).replace(" x ", ", "));
-    println!("orientation: {}", s["orientation"].as_str().unwrap_or(""));
+    put_line!(out, "spacing:     {} mm{time}", list(&spatial));
+    put_line!(out, "origin:      ({}) mm", list(&s["origin_mm"]).replace(" x ", ", "));
+    put_line!(out, "orientation: {}", s["orientation"].as_str().unwrap_or(""));
     if let Some(rows) = s["direction"].as_array() {
         for (k, row) in rows.iter().enumerate() {
             let label = if k == 0 { "direction:" } else { "" };
-            println!("{label:13}[{}]", list(row).replace(" x ", ", "));
+            put_line!(out, "{label:13}[{}]", list(row).replace(" x ", ", "));
         }
     }
     let i = &s["intensity"];
-    println!(
+    put_line!(
+                out,
         "intensity:   min {}  max {}  mean {}",
         format_number(&i["min"]),
         format_number(&i["max"]),
         format_number(&i["mean"])
     );
     if i["non_finite_voxels"].as_u64().unwrap_or(0) > 0 {
-        println!("             {} NaN/inf voxels", i["non_finite_voxels"]);
+        put_line!(out, "             {} NaN/inf voxels", i["non_finite_voxels"]);
     }
     if let Some(m) = s["modality"].as_str() {
-        println!("modality:    {m}");
+        put_line!(out, "modality:    {m}");
     }
     if let Some(meta) = s["metadata"].as_object() {
         for (k, v) in meta.iter().filter(|(k, _)| k.as_str() != keys::MODALITY) {
             let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-            println!("  {k}: {text}");
+            put_line!(out, "  {k}: {text}");
         }
     }
+    out
+}
+
+/// The whole-slide levels and the series of a folder, when there are any.
+fn tables(s: &Value) -> String {
+    let mut out = String::new();
     if let Some(levels) = s["whole_slide"]["levels"].as_array() {
-        println!("whole slide: {} level(s); {}", levels.len(), s["whole_slide"]["note"].as_str().unwrap_or(""));
+        put_line!(out, "whole slide: {} level(s); {}", levels.len(), s["whole_slide"]["note"].as_str().unwrap_or(""));
         for l in levels {
-            println!(
+            put_line!(
+                out,
                 "  level {}: {} x {} px, downsample {}, tiles {}",
                 l["level"], l["width"], l["height"], format_number(&l["downsample"]), l["tile"]
             );
         }
     }
     if let Some(series) = s["series"].as_array() {
-        println!("series in folder: {}", series.len());
+        put_line!(out, "series in folder: {}", series.len());
         for item in series {
-            println!(
+            put_line!(
+                out,
                 "  {}  {}  {} files  {}  {}",
                 item["series_instance_uid"].as_str().unwrap_or("?"),
                 item["modality"].as_str().unwrap_or("?"),
@@ -173,6 +191,7 @@ fn print_text(s: &Value) {
             );
         }
     }
+    out
 }
 
 fn format_number(v: &Value) -> String {
