@@ -27,6 +27,7 @@
 //!   and anything else is [`IoError::UnsupportedTransferSyntax`].
 
 mod header;
+mod jpeg2000;
 mod lengths;
 mod modality;
 mod pixels;

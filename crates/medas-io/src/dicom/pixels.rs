@@ -39,6 +39,7 @@ const BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 const RLE: &str = "1.2.840.10008.1.2.5";
 const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+const JPEG_2000: [&str; 2] = ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"];
 
 /// Encapsulated transfer syntaxes this build decodes, with their names.
 const CODECS: [(&str, &str); 10] = [
@@ -177,6 +178,9 @@ fn encapsulated_bytes(obj: &DefaultDicomObject, fragments: &[&[u8]], header: &He
         && let Some(frames) = frame_streams(fragments, fmt.frames)
     {
         return decode_colour_jpeg(&frames, fmt, needed, name);
+    }
+    if JPEG_2000.contains(&uid) {
+        super::jpeg2000::check_frames(fragments, fmt, name)?;
     }
     let decoded = obj.decode_pixel_data().map_err(|e| {
         let message = e.to_string();
