@@ -47,6 +47,8 @@ pub enum ToolError {
     Save { tool: String, port: String, path: PathBuf, reason: String },
     #[error(transparent)]
     Io(#[from] medas_io::IoError),
+    #[error("{tool}: cancelled")]
+    Cancelled { tool: String },
     #[error("{tool}: {message}")]
     Failed { tool: String, message: String },
 }

@@ -5,6 +5,7 @@
 //! Adding a tool is one module: write its spec and `run`, and `inventory::submit!` it (see
 //! `tools/io.rs`); the registry finds it at start-up.
 
+mod context;
 mod data;
 mod error;
 mod params;
@@ -13,10 +14,11 @@ mod schema;
 mod spec;
 pub mod tools;
 
+pub use context::{CancelToken, Context};
 pub use data::{Data, Inputs, Outputs, load_input, save_output, take_image};
 pub use error::{ParamIssue, ParamProblem, ToolError};
 pub use params::Params;
-pub use registry::{Registry, Tool, ToolEntry, run_tool};
+pub use registry::{Registry, Tool, ToolEntry, run_resolved, run_tool};
 pub use spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 
 /// Re-exported so tool modules can register themselves with `medas_tools::inventory::submit!`.

@@ -1,6 +1,7 @@
 //! The registry: every tool linked into the program, found through `inventory`, so that a tool
 //! module registers itself and no list of tools is kept by hand.
 
+use crate::context::Context;
 use crate::data::{Inputs, Outputs};
 use crate::error::ToolError;
 use crate::params::Params;
@@ -13,8 +14,9 @@ pub trait Tool: Send + Sync {
     fn spec(&self) -> &ToolSpec;
 
     /// Runs on `inputs` (already coerced to the port types) with resolved `params`, returning
-    /// one value per output port.
-    fn run(&self, inputs: Inputs, params: &Params) -> Result<Outputs, ToolError>;
+    /// one value per output port. `context` takes progress and log lines and says whether
+    /// the run was cancelled.
+    fn run(&self, inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError>;
 }
 
 /// What a tool module submits: a constructor of the tool.
@@ -64,10 +66,16 @@ pub fn run_tool(
     inputs: Inputs,
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Outputs, ToolError> {
+    let params = Params::resolve(tool.spec(), given)?;
+    run_resolved(tool, inputs, &params, &Context::default())
+}
+
+/// [`run_tool`] with parameters already resolved and a context from the caller (the
+/// pipeline executor).
+pub fn run_resolved(tool: &dyn Tool, inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
     let spec = tool.spec();
-    let params = Params::resolve(spec, given)?;
     crate::data::check_inputs(spec, &inputs)?;
-    let outputs = tool.run(inputs, &params)?;
+    let outputs = tool.run(inputs, params, context)?;
     if let Some(port) = spec.outputs.iter().find(|p| !outputs.contains_key(&p.name)) {
         let message = format!("produced no value for output {:?}", port.name);
         return Err(ToolError::Failed { tool: spec.id.clone(), message });

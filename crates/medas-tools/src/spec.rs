@@ -198,6 +198,9 @@ pub struct ToolSpec {
     pub doc: String,
     /// Bumped whenever the outputs for the same inputs change, so cached results are not reused.
     pub version: u32,
+    /// False for tools whose work is a side effect (writing files): the executor runs them
+    /// every time instead of reusing a cached result.
+    pub cacheable: bool,
     pub params: Vec<ParamSpec>,
     pub inputs: Vec<PortSpec>,
     pub outputs: Vec<PortSpec>,
@@ -211,6 +214,7 @@ impl ToolSpec {
             title: title.into(),
             doc: doc.into(),
             version: 1,
+            cacheable: true,
             params: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -219,6 +223,12 @@ impl ToolSpec {
 
     pub fn version(mut self, version: u32) -> ToolSpec {
         self.version = version;
+        self
+    }
+
+    /// Marks the tool as one that writes files, so it is never served from the cache.
+    pub fn writes_files(mut self) -> ToolSpec {
+        self.cacheable = false;
         self
     }
 

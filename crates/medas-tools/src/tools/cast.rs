@@ -1,6 +1,7 @@
 //! `preprocess.cast`: converts voxels to another component type, geometry and metadata kept.
 //! (Also the worked example of adding a tool in ARCHITECTURE.md: this file is all it takes.)
 
+use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
 use crate::error::ToolError;
 use crate::params::Params;
@@ -37,7 +38,7 @@ impl Tool for Cast {
         &self.0
     }
 
-    fn run(&self, mut inputs: Inputs, params: &Params) -> Result<Outputs, ToolError> {
+    fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "image")?;
         let name = params.text("type")?;

@@ -1,5 +1,6 @@
 //! Input and output tools: reading an image from any supported format and saving one.
 
+use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
 use crate::error::ToolError;
 use crate::params::Params;
@@ -35,9 +36,10 @@ impl Tool for ReadImage {
         &self.0
     }
 
-    fn run(&self, _inputs: Inputs, params: &Params) -> Result<Outputs, ToolError> {
+    fn run(&self, _inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
         let path = Path::new(params.text("path")?);
-        let options = medas_io::ReadOptions { series_uid: params.optional_text("series_uid")?, progress: None };
+        let progress = |done: usize, total: usize| context.progress(done as f64 / total.max(1) as f64);
+        let options = medas_io::ReadOptions { series_uid: params.optional_text("series_uid")?, progress: Some(&progress) };
         let image = medas_io::read_with(path, &options)?;
         Ok(Outputs::from([("image".to_string(), Data::Image(image))]))
     }
@@ -55,8 +57,10 @@ impl WriteImage {
                 "Write image",
                 "Saves an image with its geometry in the format the path's extension names \
                  (.nii/.nii.gz, .mha/.mhd, .nrrd, .npy, .png/.tif, .dcm); a path ending in / \
-                 becomes a DICOM series folder. An existing file is replaced atomically.",
+                 becomes a DICOM series folder. An existing file is replaced atomically. In a \
+                 pipeline run, a relative path lands inside the run folder.",
             )
+            .writes_files()
             .param(ParamSpec::path("path", "Where to save the image."))
             .input(PortSpec::new("image", PortType::Image, "The image to save."))
             .output(PortSpec::new("file", PortType::File, "The saved file or folder.")),
@@ -69,11 +73,11 @@ impl Tool for WriteImage {
         &self.0
     }
 
-    fn run(&self, mut inputs: Inputs, params: &Params) -> Result<Outputs, ToolError> {
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
         let image = take_image(&mut inputs, &self.0.id, "image")?;
-        let path = Path::new(params.text("path")?);
-        medas_io::write(&image, path)?;
-        Ok(Outputs::from([("file".to_string(), Data::File(path.to_path_buf()))]))
+        let path = context.output_path(Path::new(params.text("path")?));
+        medas_io::write(&image, &path)?;
+        Ok(Outputs::from([("file".to_string(), Data::File(path))]))
     }
 }
 
