@@ -177,6 +177,15 @@ raw_scalar!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 /// Encodes voxels as raw bytes in `order`: first spatial axis fastest and, for a
 /// multi-component image (trailing component axis), components interleaved.
 pub fn encode(voxels: &Voxels, components: usize, order: ByteOrder) -> Vec<u8> {
+    let mut out = Vec::with_capacity(voxels.len() * voxels.scalar_type().size());
+    for_each_block(voxels, components, order, |block| out.extend_from_slice(block));
+    out
+}
+
+/// The bytes [`encode`] would return, handed to `consume` in blocks of about 1 MiB, so that
+/// a volume can be hashed or streamed without a second copy of it in memory.
+pub fn for_each_block(voxels: &Voxels, components: usize, order: ByteOrder, mut consume: impl FnMut(&[u8])) {
+    const BLOCK: usize = 1 << 20;
     let swap = order != ByteOrder::NATIVE;
     with_voxels!(voxels, a => {
         let mut axes: Vec<usize> = (0..a.ndim()).collect();
@@ -185,12 +194,21 @@ pub fn encode(voxels: &Voxels, components: usize, order: ByteOrder) -> Vec<u8> {
         }
         // File order is Fortran order of the permuted array, i.e. C order of its reverse.
         let view = a.view().permuted_axes(axes).reversed_axes();
-        let mut out = Vec::with_capacity(a.len() * voxels.scalar_type().size());
+        let mut block = Vec::with_capacity(BLOCK + 8);
+        let mut put = |v: &_| {
+            RawScalar::put(*v, &mut block, swap);
+            if block.len() >= BLOCK {
+                consume(&block);
+                block.clear();
+            }
+        };
         match view.as_slice() {
-            Some(slice) => slice.iter().for_each(|v| v.put(&mut out, swap)),
-            None => view.iter().for_each(|v| v.put(&mut out, swap)),
+            Some(slice) => slice.iter().for_each(&mut put),
+            None => view.iter().for_each(&mut put),
         }
-        out
+        if !block.is_empty() {
+            consume(&block);
+        }
     })
 }
 

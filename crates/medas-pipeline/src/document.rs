@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The document format this build reads and writes.
@@ -16,9 +17,25 @@ pub struct Pipeline {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Pipeline-level parameters and inputs, set once (`--set ct=scan.nrrd`) and written into
+    /// the node parameters they target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, PipelineParam>,
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub edges: Vec<Edge>,
+}
+
+/// A parameter of the whole pipeline: its value goes to every target `node.param`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineParam {
+    #[serde(default)]
+    pub doc: String,
+    pub targets: Vec<ParamRef>,
+    /// Without a default the parameter is a required input of the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,16 +69,47 @@ pub struct PortRef {
     pub port: String,
 }
 
+/// A parameter of a node, written `"node.param"` in documents and on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ParamRef {
+    pub node: String,
+    pub param: String,
+}
+
+/// Splits `"a.b"` at the first dot into two non-empty parts.
+fn dotted(text: &str, what: &str) -> Result<(String, String), String> {
+    match text.split_once('.') {
+        Some((node, rest)) if !node.is_empty() && !rest.is_empty() => Ok((node.into(), rest.into())),
+        _ => Err(format!("{text:?} is not {what}")),
+    }
+}
+
 impl TryFrom<String> for PortRef {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        match text.split_once('.') {
-            Some((node, port)) if !node.is_empty() && !port.is_empty() => {
-                Ok(PortRef { node: node.into(), port: port.into() })
-            }
-            _ => Err(format!("{text:?} is not NODE.PORT")),
-        }
+        dotted(&text, "NODE.PORT").map(|(node, port)| PortRef { node, port })
+    }
+}
+
+impl TryFrom<String> for ParamRef {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        dotted(&text, "NODE.PARAM").map(|(node, param)| ParamRef { node, param })
+    }
+}
+
+impl From<ParamRef> for String {
+    fn from(param: ParamRef) -> String {
+        param.to_string()
+    }
+}
+
+impl std::fmt::Display for ParamRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.node, self.param)
     }
 }
 
@@ -102,5 +150,14 @@ impl Pipeline {
 
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn node_mut(&mut self, id: &str) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Pipeline parameters that target `node.param`.
+    pub fn params_targeting(&self, node: &str, param: &str) -> impl Iterator<Item = (&String, &PipelineParam)> {
+        self.params.iter().filter(move |(_, p)| p.targets.iter().any(|t| t.node == node && t.param == param))
     }
 }

@@ -6,14 +6,32 @@ use medas_tools::{Params, Registry, ToolError, ToolSpec};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One thing wrong with a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("node {node:?}, {field}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
+    /// The node at fault; empty for the pipeline's own parameters and settings.
     pub node: String,
     /// `tool`, `parameter "x"`, `input "x"`, `edge a.x -> b.y`, `id`.
     pub field: String,
     pub message: String,
 }
+
+impl Problem {
+    /// A problem of the pipeline as a whole (its parameters, a `--set`).
+    pub fn pipeline(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        problem("", field, message)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.node.as_str() {
+            "" => write!(f, "pipeline, {}: {}", self.field, self.message),
+            node => write!(f, "node {node:?}, {}: {}", self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for Problem {}
 
 fn problem(node: &str, field: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem { node: node.into(), field: field.into(), message: message.into() }
@@ -32,11 +50,12 @@ pub fn validate(pipeline: &Pipeline, registry: &Registry) -> Vec<Problem> {
         match registry.get(&node.tool) {
             Ok(tool) => {
                 specs.insert(&node.id, tool.spec());
-                problems.extend(parameter_problems(&node.id, tool.spec(), &node.params));
+                problems.extend(parameter_problems(pipeline, &node.id, tool.spec(), &node.params));
             }
             Err(error) => problems.push(problem(&node.id, "tool", error.to_string())),
         }
     }
+    problems.extend(pipeline_param_problems(pipeline, &specs));
     let connected = edge_problems(pipeline, &specs, &mut problems);
     for (node, spec) in &specs {
         for port in spec.inputs.iter().filter(|p| !p.optional) {
@@ -51,16 +70,60 @@ pub fn validate(pipeline: &Pipeline, registry: &Registry) -> Vec<Problem> {
     problems
 }
 
-fn parameter_problems(node: &str, spec: &ToolSpec, given: &serde_json::Map<String, serde_json::Value>) -> Vec<Problem> {
-    match Params::resolve(spec, given) {
-        Ok(_) => Vec::new(),
-        Err(ToolError::Param { param, problem: what, .. }) => vec![problem(node, format!("parameter {param:?}"), what.to_string())],
-        Err(ToolError::Params { problems, .. }) => problems
-            .into_iter()
-            .map(|issue| problem(node, format!("parameter {:?}", issue.param), issue.problem.to_string()))
-            .collect(),
-        Err(other) => vec![problem(node, "parameters", other.to_string())],
+/// The node's parameters as a run would see them: its own, then the defaults of pipeline
+/// parameters targeting it. A parameter fed by a pipeline input without default is given at
+/// run time, so its absence is no problem here.
+fn parameter_problems(
+    pipeline: &Pipeline,
+    node: &str,
+    spec: &ToolSpec,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<Problem> {
+    let mut given = given.clone();
+    for param in &spec.params {
+        for (_, feeder) in pipeline.params_targeting(node, &param.name) {
+            if let Some(default) = &feeder.default {
+                given.entry(param.name.clone()).or_insert_with(|| default.clone());
+            }
+        }
     }
+    let issues = match Params::resolve(spec, &given) {
+        Ok(_) => Vec::new(),
+        Err(ToolError::Param { param, problem, .. }) => vec![medas_tools::ParamIssue { param, problem }],
+        Err(ToolError::Params { problems, .. }) => problems,
+        Err(other) => return vec![problem(node, "parameters", other.to_string())],
+    };
+    issues
+        .into_iter()
+        .filter(|issue| {
+            !(issue.problem == medas_tools::ParamProblem::Missing
+                && pipeline.params_targeting(node, &issue.param).next().is_some())
+        })
+        .map(|issue| problem(node, format!("parameter {:?}", issue.param), issue.problem.to_string()))
+        .collect()
+}
+
+/// Each pipeline parameter must target existing parameters of existing nodes.
+fn pipeline_param_problems(pipeline: &Pipeline, specs: &BTreeMap<&str, &ToolSpec>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (name, param) in &pipeline.params {
+        let field = format!("parameter {name:?}");
+        if param.targets.is_empty() {
+            problems.push(Problem::pipeline(&field, "has no targets (NODE.PARAM)"));
+        }
+        for target in &param.targets {
+            match specs.get(target.node.as_str()) {
+                None if pipeline.node(&target.node).is_none() => {
+                    problems.push(Problem::pipeline(&field, format!("targets {target}, but there is no node {:?}", target.node)))
+                }
+                None => {} // the node's unknown tool is reported on the node
+                Some(spec) if spec.param_spec(&target.param).is_none() => problems
+                    .push(Problem::pipeline(&field, format!("targets {target}, but {} has no parameter {:?}", spec.id, target.param))),
+                Some(_) => {}
+            }
+        }
+    }
+    problems
 }
 
 /// Checks each edge's ends and types; returns the (node, input) pairs that are fed.

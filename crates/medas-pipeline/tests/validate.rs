@@ -104,3 +104,46 @@ fn documents_with_bad_syntax_or_version_are_refused_with_the_reason() {
     assert!(Pipeline::load(&extra).unwrap_err().to_string().contains("unknown field `param`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Pipeline parameters: checked against their targets, required ones demanded at bind
+/// time, `--set` values written into the nodes (direct node settings win).
+#[test]
+fn pipeline_parameters_bind_into_their_targets() {
+    let document = json!({
+        "medas_pipeline": 1,
+        "params": {
+            "ct": {"doc": "The CT.", "targets": ["load.path"]},
+            "voxel_type": {"doc": "Output type.", "targets": ["float.type"], "default": "float64"}
+        },
+        "nodes": [
+            {"id": "load", "tool": "io.read_image"},
+            {"id": "float", "tool": "preprocess.cast"}
+        ],
+        "edges": [{"from": "load.image", "to": "float.image"}]
+    });
+    let p = pipeline(document.clone());
+    assert_eq!(validate(&p, Registry::global()), vec![], "a required input is not a missing parameter");
+
+    let problems = medas_pipeline::bind(&p, &[("colour".into(), json!("red")), ("ghost.x".into(), json!(1))]).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(text, [
+        "pipeline, --set colour: no pipeline parameter \"colour\" (pipeline parameters: [\"ct\", \"voxel_type\"]; a node parameter is NODE.PARAM)",
+        "pipeline, --set ghost.x: there is no node \"ghost\"",
+        "pipeline, parameter \"ct\": is a required input; give it with --set ct=VALUE",
+    ]);
+
+    let bound = medas_pipeline::bind(&p, &[("ct".into(), json!("scan.nrrd"))]).unwrap();
+    assert_eq!(bound.node("load").unwrap().params["path"], "scan.nrrd");
+    assert_eq!(bound.node("float").unwrap().params["type"], "float64", "the default");
+    let bound = medas_pipeline::bind(&p, &[("float.type".into(), json!("uint8")), ("ct".into(), json!("a.nii")), ("voxel_type".into(), json!("int16"))]).unwrap();
+    assert_eq!(bound.node("float").unwrap().params["type"], "uint8", "a node setting wins over the pipeline parameter");
+
+    let mut wrong = document;
+    wrong["params"]["voxel_type"]["default"] = json!("complex");
+    wrong["params"]["extra"] = json!({"targets": ["float.colour", "nowhere.x"]});
+    let text: Vec<String> = validate(&pipeline(wrong), Registry::global()).iter().map(|p| p.to_string()).collect();
+    assert_eq!(text.len(), 3, "{text:#?}");
+    assert!(text[0].starts_with("node \"float\", parameter \"type\": \"complex\" is not one of"), "{text:#?}");
+    assert!(text.contains(&"pipeline, parameter \"extra\": targets float.colour, but preprocess.cast has no parameter \"colour\"".to_string()));
+    assert!(text.contains(&"pipeline, parameter \"extra\": targets nowhere.x, but there is no node \"nowhere\"".to_string()));
+}

@@ -5,6 +5,7 @@
 //! Adding a tool is one module: write its spec and `run`, and `inventory::submit!` it (see
 //! `tools/io.rs`); the registry finds it at start-up.
 
+mod call;
 mod context;
 mod data;
 mod error;
@@ -14,6 +15,7 @@ mod schema;
 mod spec;
 pub mod tools;
 
+pub use call::{OnOutcome, ToolCall};
 pub use context::{CancelToken, Context};
 pub use data::{Data, Inputs, Outputs, load_input, save_output, take_image};
 pub use error::{ParamIssue, ParamProblem, ToolError};

@@ -46,6 +46,11 @@ impl Registry {
         })
     }
 
+    /// A registry of just `tools` (tests, embedders that want a restricted catalog).
+    pub fn from_tools(tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Registry {
+        Registry { tools: tools.into_iter().map(|tool| (tool.spec().id.clone(), tool)).collect() }
+    }
+
     pub fn get(&self, id: &str) -> Result<&Arc<dyn Tool>, ToolError> {
         self.tools.get(id).ok_or_else(|| ToolError::UnknownTool(id.to_string()))
     }
