@@ -3,6 +3,7 @@
 mod convert;
 mod info;
 mod progress;
+mod run;
 mod tools;
 mod validate;
 
@@ -37,37 +38,57 @@ enum Command {
     /// Check a pipeline document against the tool catalog; lists every problem, each naming
     /// the node and the field.
     Validate(validate::ValidateArgs),
+    /// Run a pipeline: `medas run PIPELINE --set node.param=value --out DIR`. Results are
+    /// cached, so a re-run recomputes only what a changed setting affects.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log.as_deref());
-    let result = match cli.command {
-        Command::Info(args) => info::run(&args),
-        Command::Convert(args) => convert::run(&args),
-        Command::Tools(command) => tools::list_or_show(&command),
-        Command::Tool(command) => tools::run(&command),
-        Command::Validate(args) => validate::run(&args),
+    let run_log = match &cli.command {
+        Command::Run(args) => Some(args.run_dir()),
+        _ => None,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+    if let Err(error) = init_logging(cli.log.as_deref(), run_log) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
     }
+    let result = match cli.command {
+        Command::Info(args) => info::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Convert(args) => convert::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Tools(command) => tools::list_or_show(&command).map(|()| ExitCode::SUCCESS),
+        Command::Tool(command) => tools::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Validate(args) => validate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => run::run(&args),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
-fn init_logging(filter: Option<&str>) {
-    let filter = filter
-        .map(str::to_string)
-        .or_else(|| std::env::var("MEDAS_LOG").ok())
-        .unwrap_or_else(|| "warn".to_string());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+/// Human-readable logs on stderr (warnings by default); for a run, also every record at info
+/// level and above as JSON lines in `<run folder>/log.jsonl`. Run events are drawn by the run
+/// display, so they stay off the terminal unless a filter asks for them.
+fn init_logging(filter: Option<&str>, run_dir: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    let given = filter.map(str::to_string).or_else(|| std::env::var("MEDAS_LOG").ok());
+    let terminal_filter = given.unwrap_or_else(|| "warn,medas::run=off".to_string());
+    let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .without_time()
-        .init();
+        .with_filter(EnvFilter::new(terminal_filter));
+    let file = match run_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot make the run folder {}: {e}", dir.display()))?;
+            let path = dir.join("log.jsonl");
+            let log = std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            Some(tracing_subscriber::fmt::layer().json().with_writer(std::sync::Mutex::new(log)).with_filter(EnvFilter::new("info")))
+        }
+        None => None,
+    };
+    tracing_subscriber::registry().with(terminal).with(file).init();
+    Ok(())
 }
 
 /// Paths shown to users are as they typed them.
