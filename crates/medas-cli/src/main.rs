@@ -1,5 +1,6 @@
 //! `medas`: the command-line front end. Each subcommand is a thin adapter over a library crate.
 
+mod cache;
 mod convert;
 mod info;
 mod progress;
@@ -41,6 +42,9 @@ enum Command {
     /// Run a pipeline: `medas run PIPELINE --set node.param=value --out DIR`. Results are
     /// cached, so a re-run recomputes only what a changed setting affects.
     Run(run::RunArgs),
+    /// The node cache of `medas run`: `medas cache info`, `medas cache clear`.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Tool(command) => tools::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => validate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(&args),
+        Command::Cache(command) => cache::run(&command).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

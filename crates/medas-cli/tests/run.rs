@@ -91,6 +91,14 @@ fn a_failing_branch_keeps_finished_outputs_and_a_rerun_hits_the_cache() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no pipeline parameter \"colour\"") && stderr.contains("--set good=VALUE"), "{stderr}");
     assert!(!dir.join("run3/manifest.json").exists());
+
+    let out = medas(&["cache", "info", "--cache", "cache"], &dir);
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(info.contains("cache: 3 cached result(s)"), "read_good, float_good (float32 and int32): {info}");
+    let out = medas(&["cache", "clear", "--cache", "cache"], &dir);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 3"), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&medas(&["cache", "info", "--cache", "cache"], &dir).stdout).contains(" 0 cached"));
+    assert!(dir.join("run2/nodes/read_good/image.mha").is_file(), "run folders keep their files");
 }
 
 #[test]

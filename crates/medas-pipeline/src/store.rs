@@ -84,4 +84,30 @@ impl CacheStore {
         }
         Ok(entry)
     }
+
+    /// Number of entries and bytes they hold.
+    pub fn usage(&self) -> (usize, u64) {
+        let mut entries = 0;
+        let mut bytes = 0;
+        for shard in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            if shard.file_name() == "tmp" {
+                continue;
+            }
+            for entry in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+                entries += 1;
+                for file in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                    bytes += file.metadata().map_or(0, |m| m.len());
+                }
+            }
+        }
+        (entries, bytes)
+    }
+
+    /// Removes every entry (run folders keep their hard-linked files).
+    pub fn clear(&self) -> Result<(), ArtifactError> {
+        for shard in std::fs::read_dir(&self.root).map_err(|source| ArtifactError::Write { path: self.root.clone(), source })?.flatten() {
+            std::fs::remove_dir_all(shard.path()).map_err(|source| ArtifactError::Write { path: shard.path(), source })?;
+        }
+        std::fs::create_dir_all(self.root.join("tmp")).map_err(|source| ArtifactError::Write { path: self.root.clone(), source })
+    }
 }
