@@ -81,17 +81,18 @@ pub fn load_input(spec: &ToolSpec, port: &str, text: &str) -> Result<Data, ToolE
 }
 
 /// Slot: saves output `port` to `path`: images in the format the extension names (a folder
-/// becomes a DICOM series), scalars as text (`.json`: `{"port": value}`), files copied.
+/// becomes a DICOM series), scalars as text (`.json`: `{"port": value}`, `.csv`: a column
+/// headed by the port name), files copied.
 pub fn save_output(spec: &ToolSpec, port: &str, data: &Data, path: &Path) -> Result<(), ToolError> {
     let save_error =
         |reason: String| ToolError::Save { tool: spec.id.clone(), port: port.into(), path: path.to_path_buf(), reason };
     match data {
         Data::Image(image) => medas_io::write(image, path).map_err(ToolError::from),
         Data::Scalar(value) => {
-            let text = if path.extension().is_some_and(|e| e == "json") {
-                format!("{}\n", serde_json::json!({ port: value }))
-            } else {
-                format!("{value}\n")
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => format!("{}\n", serde_json::json!({ port: value })),
+                Some("csv") => format!("{port}\n{value}\n"),
+                _ => format!("{value}\n"),
             };
             std::fs::write(path, text).map_err(|e| save_error(e.to_string()))
         }
@@ -121,6 +122,18 @@ pub(crate) fn check_inputs(spec: &ToolSpec, inputs: &Inputs) -> Result<(), ToolE
         }
     }
     Ok(())
+}
+
+/// Casts images on ports that ask for a voxel type (geometry and metadata kept).
+pub(crate) fn cast_to_port_types(spec: &ToolSpec, mut inputs: Inputs) -> Inputs {
+    for port in &spec.inputs {
+        if let (Some(wanted), Some(Data::Image(image))) = (port.voxel_type, inputs.get_mut(&port.name))
+            && image.scalar_type() != wanted
+        {
+            *image = image.cast(wanted);
+        }
+    }
+    inputs
 }
 
 fn failed(spec: &ToolSpec, message: String) -> ToolError {

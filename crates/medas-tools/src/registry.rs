@@ -80,6 +80,7 @@ pub fn run_tool(
 pub fn run_resolved(tool: &dyn Tool, inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
     let spec = tool.spec();
     crate::data::check_inputs(spec, &inputs)?;
+    let inputs = crate::data::cast_to_port_types(spec, inputs);
     let outputs = tool.run(inputs, params, context)?;
     if let Some(port) = spec.outputs.iter().find(|p| !outputs.contains_key(&p.name)) {
         let message = format!("produced no value for output {:?}", port.name);

@@ -1,5 +1,6 @@
 //! The declarative description of a tool: what it is, its typed parameters and its ports.
 
+use medas_image::ScalarType;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -173,15 +174,29 @@ pub struct PortSpec {
     pub port_type: PortType,
     /// An optional input may stay unconnected.
     pub optional: bool,
+    /// An image input that needs this voxel type: the runner casts what arrives (the paper's
+    /// constructor), so the tool never sees another type.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "voxel_type_name")]
+    pub voxel_type: Option<ScalarType>,
+}
+
+fn voxel_type_name<S: serde::Serializer>(voxel_type: &Option<ScalarType>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(voxel_type.map_or("", |t| t.name()))
 }
 
 impl PortSpec {
     pub fn new(name: &str, port_type: PortType, doc: &str) -> PortSpec {
-        PortSpec { name: name.into(), doc: doc.into(), port_type, optional: false }
+        PortSpec { name: name.into(), doc: doc.into(), port_type, optional: false, voxel_type: None }
     }
 
     pub fn optional(mut self) -> PortSpec {
         self.optional = true;
+        self
+    }
+
+    /// Images arriving on this input are cast to `voxel_type` first.
+    pub fn voxel_type(mut self, voxel_type: ScalarType) -> PortSpec {
+        self.voxel_type = Some(voxel_type);
         self
     }
 }
