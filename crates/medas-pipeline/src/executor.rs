@@ -59,7 +59,10 @@ pub type EventSink<'a> = &'a (dyn Fn(&Event) + Sync);
 pub fn run(pipeline: &Pipeline, registry: &Registry, options: &RunOptions, events: EventSink) -> Result<Manifest, RunError> {
     let plan = Plan::new(pipeline, registry).map_err(RunError::Invalid)?;
     let folder_error = |path: &Path, source| RunError::RunFolder { path: path.to_path_buf(), source };
-    std::fs::create_dir_all(options.run_dir.join("nodes")).map_err(|e| folder_error(&options.run_dir, e))?;
+    // A reused run folder must not show another run's node outputs beside this one's.
+    let nodes_dir = options.run_dir.join("nodes");
+    std::fs::remove_dir_all(&nodes_dir).or_else(ignore_missing).map_err(|e| folder_error(&nodes_dir, e))?;
+    std::fs::create_dir_all(&nodes_dir).map_err(|e| folder_error(&options.run_dir, e))?;
     let document = serde_json::to_vec_pretty(pipeline).expect("documents serialise");
     let pipeline_path = options.run_dir.join("pipeline.json");
     std::fs::write(&pipeline_path, document).map_err(|e| folder_error(&pipeline_path, e))?;

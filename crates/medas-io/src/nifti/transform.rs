@@ -9,6 +9,7 @@
 //! 3. otherwise (both codes 0) ITK's choice: spacing `pixdim[1..=3]`, identity RAS orientation,
 //!    origin 0. nibabel instead centres the volume (the old Analyze convention); we follow
 //!    SimpleITK because its geometry is what the rest of the medical toolchain uses.
+//!
 //! A sheared sform with no qform keeps the normalised, non-orthogonal columns as direction.
 //! In every case the spacing is `pixdim[1..=3]` (as in ITK; nibabel uses the column norms of
 //! the sform, which differ only when a writer left pixdim inconsistent with the sform).
