@@ -16,7 +16,7 @@ mod settings;
 mod store;
 mod validate;
 
-pub use artifact::{ArtifactError, ArtifactRecord, data_hash, fingerprint, read_image};
+pub use artifact::{ArtifactError, ArtifactRecord, data_hash, fingerprint, read as read_artifact, read_image, write as write_artifact};
 pub use builder::PipelineBuilder;
 pub use document::{Edge, FORMAT_VERSION, LoadError, Node, ParamRef, Pipeline, PipelineParam, PortRef};
 pub use executor::{EventSink, RunError, RunOptions, cache_key, run};

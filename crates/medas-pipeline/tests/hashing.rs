@@ -41,3 +41,29 @@ fn hashes_follow_content_not_layout() {
     assert_ne!(hash, data_hash(&Data::Image(fortran.cast(medas_image::ScalarType::I32))));
     assert_ne!(data_hash(&Data::Scalar(1.0)), data_hash(&Data::Scalar(1.0 + f64::EPSILON)));
 }
+
+/// What the cache stores is what comes back, bit for bit: voxels, geometry with awkward
+/// floating-point values, metadata, multi-component images.
+#[test]
+fn stored_artifacts_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let angle = 0.3f64;
+    let direction = vec![angle.cos(), -angle.sin(), 0.0, angle.sin(), angle.cos(), 0.0, 0.0, 0.0, 1.0];
+    let geometry = Geometry::new(vec![0.1 + 0.2, 1.0 / 3.0, 2.5e-7], vec![-123.456789012345, 1e-300, 7.0], direction).unwrap();
+    let values: Vec<f32> = (0..60).map(|v| v as f32 / 7.0).collect();
+    let mut scalar = Image::new(Voxels::from_fortran_vec(&[3, 4, 5], values).unwrap(), geometry.clone()).unwrap();
+    scalar.metadata.set_text("Modality", "MR");
+    scalar.metadata.set("windows", serde_json::json!([{"center": 40.5, "width": 400.25}]));
+    let rgb: Vec<u8> = (0..36).map(|v| (v * 7 % 256) as u8).collect();
+    let colour = Image::with_components(Voxels::from_interleaved_vec(&[3, 4], 3, rgb).unwrap(), 3, Geometry::identity(2)).unwrap();
+    for (port, image) in [("scalar", scalar), ("colour", colour)] {
+        let data = Data::Image(image.clone());
+        let record = medas_pipeline::write_artifact(dir.path(), port, &data, data_hash(&data)).unwrap();
+        let Data::Image(back) = medas_pipeline::read_artifact(dir.path(), &record).unwrap() else { panic!("an image") };
+        assert_eq!(back, image, "{port}");
+        assert_eq!(data_hash(&Data::Image(back)), record.hash, "{port}");
+    }
+    let missing = medas_pipeline::ArtifactRecord { kind: "image".into(), hash: String::new(), file: Some("gone.mha".into()), path: None, value: None };
+    let error = medas_pipeline::read_artifact(dir.path(), &missing).unwrap_err().to_string();
+    assert!(error.contains("gone.mha"), "{error}");
+}
