@@ -4,6 +4,7 @@
 pub mod cast;
 pub mod intensity;
 pub mod io;
+pub mod threshold;
 
 use crate::error::ToolError;
 use medas_image::{Metadata, keys};
