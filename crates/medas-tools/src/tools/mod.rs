@@ -2,8 +2,10 @@
 //! registers them; nothing else needs to change when a tool is added.
 
 pub mod cast;
+pub mod interpolate;
 pub mod intensity;
 pub mod io;
+pub mod resample;
 pub mod threshold;
 
 use crate::error::ToolError;
