@@ -155,9 +155,14 @@ pub fn resample_axis<T: Scalar>(input: &[T], shape: &[usize], axis: usize, plan:
         let rows = out.par_chunks_mut(inner).enumerate().with_min_len((1 << 14) / inner + 1);
         rows.for_each(|(c, row)| {
             let slab = &input[(c / m) * n * inner..][..n * inner];
-            for (j, w) in plan.taps_of(c % m) {
-                for (o, v) in row.iter_mut().zip(&slab[j * inner..(j + 1) * inner]) {
-                    *o += w * v.to_f64() as f32;
+            // The first tap is written, not added: reading the fresh zeroed pages first would
+            // map the shared zero page and fault again, with a TLB shootdown, on the write.
+            for (t, (j, w)) in plan.taps_of(c % m).enumerate() {
+                let source = row.iter_mut().zip(&slab[j * inner..(j + 1) * inner]);
+                if t == 0 {
+                    source.for_each(|(o, v)| *o = w * v.to_f64() as f32);
+                } else {
+                    source.for_each(|(o, v)| *o += w * v.to_f64() as f32);
                 }
             }
         });
