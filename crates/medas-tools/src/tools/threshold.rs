@@ -36,23 +36,18 @@ impl Histogram {
     }
 
     fn count_array<T: Scalar>(self, array: &ArcArray<T, IxDyn>) -> Histogram {
-        let add = |mut counts: Vec<u64>, value: &T| {
-            let x = value.to_f64();
-            if x.is_finite() {
-                counts[self.bin(x)] += 1;
+        let span = self.max - self.min;
+        let counts = if !T::TYPE.is_float() && span < 65536.0 {
+            // Integers over a short range: count every value once (as skimage's bincount), then
+            // put each value's count in its bin, instead of binning every voxel.
+            let per_value = tally(array, span as usize + 1, |x| (x - self.min) as usize);
+            let mut counts = vec![0; self.counts.len()];
+            for (k, &n) in per_value.iter().enumerate().filter(|(_, n)| **n > 0) {
+                counts[self.bin(self.min + k as f64)] += n;
             }
             counts
-        };
-        let bins = self.counts.len();
-        let counts = match array.as_slice_memory_order() {
-            Some(values) => values
-                .par_chunks(1 << 16)
-                .fold(|| vec![0u64; bins], |counts, chunk| chunk.iter().fold(counts, add))
-                .reduce(|| vec![0u64; bins], |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                }),
-            None => array.iter().fold(vec![0u64; bins], add),
+        } else {
+            tally(array, self.counts.len(), |x| self.bin(x))
         };
         Histogram { counts, ..self }
     }
@@ -109,6 +104,27 @@ impl Histogram {
             }
         }
         (best.0, centres[best.0])
+    }
+}
+
+/// Counts of the finite values by `slot(value)` (which must be below `slots`), in parallel.
+fn tally<T: Scalar>(array: &ArcArray<T, IxDyn>, slots: usize, slot: impl Fn(f64) -> usize + Sync) -> Vec<u64> {
+    let add = |mut counts: Vec<u64>, value: &T| {
+        let x = value.to_f64();
+        if x.is_finite() {
+            counts[slot(x)] += 1;
+        }
+        counts
+    };
+    match array.as_slice_memory_order() {
+        Some(values) => values
+            .par_chunks(1 << 16)
+            .fold(|| vec![0u64; slots], |counts, chunk| chunk.iter().fold(counts, add))
+            .reduce(|| vec![0u64; slots], |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            }),
+        None => array.iter().fold(vec![0u64; slots], add),
     }
 }
 
@@ -207,6 +223,15 @@ mod tests {
         assert_eq!((bin, threshold), (0, 15.0));
         let mask = threshold_mask(&voxels(values), threshold, true);
         assert_eq!(mask.as_array::<u8>().unwrap().iter().map(|&m| m as usize).sum::<usize>(), 32);
+    }
+
+    #[test]
+    fn integers_counted_by_value_bin_as_floats_do() {
+        let values: Vec<i16> = (0..5000).map(|k| ((k * 7919) % 3001 - 1000) as i16).collect();
+        let floats: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        let integers = Histogram::of(&Voxels::from_fortran_vec(&[5000], values).unwrap(), 37).unwrap();
+        assert_eq!(integers, Histogram::of(&voxels(floats), 37).unwrap());
+        assert_eq!(integers.counts.iter().sum::<u64>(), 5000);
     }
 
     #[test]
