@@ -87,20 +87,48 @@ impl AxisPlan {
         Self::build(len_in, len_out, scale, taps, move |k| mirror(k, len_in))
     }
 
-    /// A sampled Gaussian of `sigma` voxels truncated at 4 sigma and normalised, edge values
-    /// repeated beyond the ends: `scipy.ndimage.gaussian_filter1d(..., mode="nearest")`.
-    pub fn gaussian(len: usize, sigma: f64) -> AxisPlan {
+    /// This plan applied to the input smoothed first by a sampled Gaussian of `sigma` input
+    /// voxels (truncated at 4 sigma, normalised, edge values repeated beyond the ends:
+    /// `scipy.ndimage.gaussian_filter1d(..., mode="nearest")`), as one plan: each output index
+    /// gets the combined weights over a window of input indices. `sigma` is capped at the axis
+    /// length (a wider Gaussian only flattens the axis further), which bounds the work.
+    pub fn smoothed(&self, sigma: f64) -> AxisPlan {
+        let len = self.len_in;
+        let sigma = sigma.min(len as f64);
+        if sigma.is_nan() || sigma <= 0.0 {
+            return self.clone();
+        }
         let radius = (4.0 * sigma + 0.5) as isize;
         let kernel: Vec<f64> = (-radius..=radius).map(|k| (-0.5 * (k as f64 / sigma).powi(2)).exp()).collect();
         let total: f64 = kernel.iter().sum();
-        let (mut index, mut weight) = (Vec::new(), Vec::new());
-        for i in 0..len as isize {
-            for (k, w) in (-radius..=radius).zip(&kernel) {
-                index.push((i + k).clamp(0, len as isize - 1) as usize);
-                weight.push((w / total) as f32);
+        let clamp = |k: isize| k.clamp(0, len as isize - 1) as usize;
+        // Per output index: the first input index of its window and the window's weights.
+        let windows: Vec<(usize, Vec<f64>)> = (0..self.len_out)
+            .map(|i| {
+                let taps: Vec<(usize, f32)> = self.taps_of(i).collect();
+                let low = taps.iter().map(|&(j, _)| clamp(j as isize - radius)).min().unwrap_or(0);
+                let high = taps.iter().map(|&(j, _)| clamp(j as isize + radius)).max().unwrap_or(0);
+                let mut weights = vec![0.0; high + 1 - low];
+                for (j, w) in taps {
+                    for (k, g) in (-radius..=radius).zip(&kernel) {
+                        weights[clamp(j as isize + k) - low] += w as f64 * g / total;
+                    }
+                }
+                (low, weights)
+            })
+            .collect();
+        let taps = windows.iter().map(|(_, w)| w.len()).max().unwrap_or(1);
+        let (mut index, mut weight) = (Vec::with_capacity(self.len_out * taps), Vec::with_capacity(self.len_out * taps));
+        for (low, weights) in windows {
+            // Windows are padded with zero weights to the widest; shifted left where they would
+            // pass the end (the widest fits, being at most the axis length).
+            let start = low.min(len - taps);
+            for t in 0..taps {
+                index.push(start + t);
+                weight.push(weights.get((start + t).wrapping_sub(low)).copied().unwrap_or(0.0) as f32);
             }
         }
-        AxisPlan { len_in: len, len_out: len, taps: kernel.len(), index, weight, inside: 0..len }
+        AxisPlan { len_in: len, len_out: self.len_out, taps, index, weight, inside: self.inside.clone() }
     }
 
     /// Input index of each output index (the first tap), `None` outside: the nearest map.
@@ -316,9 +344,16 @@ mod tests {
     }
 
     #[test]
-    fn gaussian_weights_sum_to_one_and_keep_constants() {
-        let plan = AxisPlan::gaussian(5, 1.0);
-        let out = resample_axis(&[2.0f32; 5], &[5], 0, &plan);
-        assert!(out.iter().all(|v| (v - 2.0).abs() < 1e-6), "{out:?}");
+    fn smoothing_folded_into_a_plan_equals_a_gaussian_pass_then_the_plan() {
+        let values: Vec<f32> = (0..40).map(|k| ((k * 13) % 17) as f32).collect();
+        let blur = AxisPlan::linear(40, 40, 1.0).smoothed(1.5);
+        let twice = resample_axis(&resample_axis(&values, &[40], 0, &blur), &[40], 0, &AxisPlan::linear(40, 13, 3.1));
+        let once = resample_axis(&values, &[40], 0, &AxisPlan::linear(40, 13, 3.1).smoothed(1.5));
+        assert!(once.iter().zip(&twice).all(|(a, b)| (a - b).abs() < 1e-4), "{once:?} vs {twice:?}");
+        // Constants stay constant, and a Gaussian far wider than the axis flattens it to its mean-ish.
+        let flat = resample_axis(&[2.0f32; 5], &[5], 0, &AxisPlan::linear(5, 5, 1.0).smoothed(1.0));
+        assert!(flat.iter().all(|v| (v - 2.0).abs() < 1e-6), "{flat:?}");
+        let wide = AxisPlan::linear(40, 1, 1e9).smoothed(1e9);
+        assert_eq!((wide.taps, wide.len_out), (40, 1));
     }
 }

@@ -77,7 +77,8 @@ impl Grid {
 
 /// Resamples `image` onto `grid` (which must share its origin and direction, as
 /// [`Grid::at_spacing`] makes). `antialias` smooths every axis that gets coarser with a
-/// Gaussian of sigma `(new/old - 1) / 2` input voxels first (ignored for nearest). `step` is
+/// Gaussian of sigma `(new/old - 1) / 2` input voxels first ([`AxisPlan::smoothed`]; ignored
+/// for nearest, which must keep labels intact). `step` is
 /// called with the fraction done between passes; its error stops the work.
 pub fn resample<E>(
     image: &Image,
@@ -108,33 +109,27 @@ fn nearest<T: Scalar + medas_image::VoxelArray>(array: &ArcArray<T, IxDyn>, imag
     Voxels::from_fortran_vec(&out_shape, values).expect("gather fills the output shape")
 }
 
-/// The passes of a linear or B-spline resampling, in order, and how many of them smooth:
-/// Gaussians along the axes that get coarser (with `antialias`), then one interpolation per
-/// changed axis, those that shrink most first so that intermediates stay small.
-fn plan_passes(image: &Image, grid: &Grid, interpolator: Interpolator, antialias: bool) -> (Vec<(usize, AxisPlan)>, usize) {
+/// The passes of a linear or B-spline resampling, in order: one per changed axis, those that
+/// shrink most first so that intermediates stay small; with `antialias`, the plans of axes that
+/// get coarser include the Gaussian.
+fn plan_passes(image: &Image, grid: &Grid, interpolator: Interpolator, antialias: bool) -> Vec<(usize, AxisPlan)> {
     let size = image.size();
     let mut axes = grid.changed_axes(image);
     let growth = |axis: usize| grid.size[axis] as f64 / size[axis] as f64;
     axes.sort_by(|a, b| growth(a.0).total_cmp(&growth(b.0)));
-    let mut passes: Vec<(usize, AxisPlan)> = Vec::new();
-    if antialias {
-        let coarser = axes.iter().filter(|(_, scale)| *scale > 1.0);
-        passes.extend(coarser.map(|&(axis, scale)| (axis, AxisPlan::gaussian(size[axis], (scale - 1.0) / 2.0))));
-    }
-    let smoothing = passes.len();
-    passes.extend(axes.iter().map(|&(axis, scale)| {
+    let plan = |&(axis, scale): &(usize, f64)| {
         let (from, to) = (size[axis], grid.size[axis]);
         let plan = match interpolator {
             Interpolator::BSpline => AxisPlan::cubic_bspline(from, to, scale),
             _ => AxisPlan::linear(from, to, scale),
         };
-        (axis, plan)
-    }));
-    (passes, smoothing)
+        (axis, if antialias && scale > 1.0 { plan.smoothed((scale - 1.0) / 2.0) } else { plan })
+    };
+    axes.iter().map(plan).collect()
 }
 
-/// Linear or B-spline: the passes of [`plan_passes`] (B-spline coefficients computed after the
-/// smoothing), then the default value outside the input.
+/// Linear or B-spline: B-spline coefficients along the changed axes, the passes of
+/// [`plan_passes`], then the default value outside the input.
 fn smooth<T: Scalar, E>(
     array: &ArcArray<T, IxDyn>,
     image: &Image,
@@ -146,16 +141,17 @@ fn smooth<T: Scalar, E>(
 ) -> Result<Voxels, E> {
     let input = fortran_values(array);
     let mut shape = array.shape().to_vec();
-    let (passes, blurs) = plan_passes(image, grid, interpolator, antialias);
-    let total = passes.len() as f64 + 1.0;
+    let passes = plan_passes(image, grid, interpolator, antialias);
+    let as_floats = || input.iter().map(|v| v.to_f64() as f32).collect::<Vec<f32>>();
     let mut current: Option<Vec<f32>> = None;
+    if interpolator == Interpolator::BSpline && !passes.is_empty() {
+        let mut coefficients = as_floats();
+        passes.iter().for_each(|(axis, _)| bspline_prefilter(&mut coefficients, &shape, *axis));
+        current = Some(coefficients);
+        step(0.5 / (passes.len() as f64 + 1.0))?;
+    }
+    let total = passes.len() as f64 + 1.0;
     for (done, (axis, plan)) in passes.iter().enumerate() {
-        if done == blurs && interpolator == Interpolator::BSpline {
-            let mut coefficients = current.take().unwrap_or_else(|| input.iter().map(|v| v.to_f64() as f32).collect());
-            passes[blurs..].iter().for_each(|(axis, _)| bspline_prefilter(&mut coefficients, &shape, *axis));
-            current = Some(coefficients);
-            step((done as f64 + 0.5) / total)?;
-        }
         let next = match &current {
             Some(values) => resample_axis(values, &shape, *axis, plan),
             None => resample_axis(&input, &shape, *axis, plan),
@@ -164,8 +160,8 @@ fn smooth<T: Scalar, E>(
         current = Some(next);
         step((done + 1) as f64 / total)?;
     }
-    let mut values = current.unwrap_or_else(|| input.iter().map(|v| v.to_f64() as f32).collect());
-    for (axis, plan) in &passes[blurs..] {
+    let mut values = current.unwrap_or_else(as_floats);
+    for (axis, plan) in &passes {
         fill_outside(&mut values, &shape, *axis, &plan.inside, default as f32);
     }
     Ok(Voxels::from_fortran_vec(&shape, values).expect("the passes fill the output shape"))
@@ -187,7 +183,9 @@ impl Resample {
                  B-spline (sitkBSpline: mirror-boundary coefficients; both float32). Points outside \
                  the input (beyond half a voxel past the edge centres) get default_value. With \
                  antialias, axes that get coarser are first smoothed by a Gaussian of sigma \
-                 (new/old - 1)/2 input voxels (as skimage's resize; off by default, as in SimpleITK).",
+                 (new/old - 1)/2 input voxels, as skimage's resize (scipy gaussian_filter, mode nearest, \
+                 sigma at most the axis length; for B-spline it smooths the spline coefficients, the \
+                 same away from the edges); off by default, as in SimpleITK. Nearest never smooths.",
             )
             .param(
                 ParamSpec::list("spacing", "New spacing per axis (i, j, k), or one value for all axes; each > 0.", POSITIVE)
@@ -247,7 +245,11 @@ impl Tool for Resample {
             context.progress(fraction);
             context.check_cancelled(id)
         };
-        let out = resample(&image, &grid, interpolator, params.bool("antialias")?, params.float("default_value")?, step)?;
+        let antialias = params.bool("antialias")?;
+        if antialias && interpolator == Interpolator::Nearest {
+            context.log("antialias is ignored with nearest interpolation (labels are not smoothed)");
+        }
+        let out = resample(&image, &grid, interpolator, antialias, params.float("default_value")?, step)?;
         Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
     }
 }
@@ -311,5 +313,37 @@ mod tests {
         for (index, v) in img.voxels().as_array::<i16>().unwrap().indexed_iter() {
             assert!((array[index.clone()] - *v as f32).abs() < 1e-3, "{index:?}");
         }
+    }
+
+    #[test]
+    fn antialias_with_a_huge_spacing_stays_bounded() {
+        let img = image(&[50, 4, 3], vec![1.0; 3], (0..600).map(|v| (v % 50) as i16).collect());
+        let grid = Grid::at_spacing(&img, &[1e12, 1.0, 1.0]).unwrap();
+        for interpolator in [Interpolator::Linear, Interpolator::BSpline] {
+            let out = resample(&img, &grid, interpolator, true, 0.0, |_| Ok::<(), ()>(())).unwrap();
+            assert_eq!(out.size(), &[1, 4, 3]);
+            // One sample at x = 0 of lines 0..49, smoothed over the whole line: between its ends.
+            let value = out.voxels().as_array::<f32>().unwrap()[[0, 0, 0]];
+            assert!(value > 0.0 && value < 49.0, "{value}");
+        }
+    }
+
+    #[test]
+    fn components_ride_along_and_memory_order_does_not_matter() {
+        // A 4x3 RGB image stored component-fastest, and the same values in C order.
+        let values: Vec<u8> = (0..36).map(|v| (v * 7 % 256) as u8).collect();
+        let rgb = Voxels::from_interleaved_vec(&[4, 3], 3, values).unwrap();
+        let array = rgb.as_array::<u8>().unwrap();
+        let c_order = Voxels::U8(array.as_standard_layout().into_owned().into_shared());
+        let outputs: Vec<Vec<f64>> = [rgb, c_order]
+            .into_iter()
+            .map(|voxels| {
+                let img = Image::with_components(voxels, 3, Geometry::identity(2)).unwrap();
+                let out = run(&img, &[0.5, 2.0], Interpolator::Linear);
+                assert_eq!((out.size(), out.components()), (&[8usize, 2][..], 3));
+                out.voxels().as_array::<f32>().unwrap().iter().map(|&v| v as f64).collect()
+            })
+            .collect();
+        assert_eq!(outputs[0], outputs[1]);
     }
 }
