@@ -14,16 +14,17 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::ops::Range;
 
-/// For each output index along one axis: `taps` input indices and their weights.
+/// For each output index along one axis: `taps` input indices and their weights. Every
+/// constructor needs `len_in >= 1` (an empty axis has nothing to sample).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AxisPlan {
-    pub len_in: usize,
-    pub len_out: usize,
+    pub(crate) len_in: usize,
+    pub(crate) len_out: usize,
     taps: usize,
     index: Vec<usize>,
     weight: Vec<f32>,
     /// Output indices whose sample point lies inside the input; the others take the default value.
-    pub inside: Range<usize>,
+    pub(crate) inside: Range<usize>,
 }
 
 impl AxisPlan {

@@ -9,7 +9,7 @@ use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::bad_param;
 use crate::tools::interpolate::{AxisPlan, bspline_prefilter, fill_outside, fortran_values, gather, resample_axis};
-use medas_image::{Geometry, Image, Scalar, Voxels, with_voxels};
+use medas_image::{Geometry, Image, Scalar, VoxelArray, Voxels, with_voxels};
 use ndarray::{ArcArray, IxDyn};
 use serde_json::json;
 use std::sync::Arc;
@@ -36,8 +36,8 @@ pub enum Interpolator {
 /// `max(1, round(size * old_spacing / new_spacing))` with ties to even (Python's `round`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
-    pub size: Vec<usize>,
-    pub geometry: Geometry,
+    size: Vec<usize>,
+    geometry: Geometry,
 }
 
 impl Grid {
@@ -67,7 +67,17 @@ impl Grid {
         Ok(Grid { size, geometry })
     }
 
-    /// One plan per array axis that changes (axis, new ÷ old spacing), components excluded.
+    /// Voxels per index axis.
+    pub fn size(&self) -> &[usize] {
+        &self.size
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// The index axes whose size or spacing changes, with new ÷ old spacing (the step, in input
+    /// voxels, between output voxels).
     fn changed_axes(&self, image: &Image) -> Vec<(usize, f64)> {
         let (from, to) = (image.geometry().spacing(), self.geometry.spacing());
         let changed = |&a: &usize| from[a] != to[a] || self.size[a] != image.size()[a];
@@ -78,8 +88,8 @@ impl Grid {
 /// Resamples `image` onto `grid` (which must share its origin and direction, as
 /// [`Grid::at_spacing`] makes). `antialias` smooths every axis that gets coarser with a
 /// Gaussian of sigma `(new/old - 1) / 2` input voxels first ([`AxisPlan::smoothed`]; ignored
-/// for nearest, which must keep labels intact). `step` is
-/// called with the fraction done between passes; its error stops the work.
+/// for nearest, which must keep labels intact). `step` is called with the fraction done
+/// between passes; its error stops the work.
 pub fn resample<E>(
     image: &Image,
     grid: &Grid,
@@ -98,7 +108,7 @@ pub fn resample<E>(
     Ok(out)
 }
 
-fn nearest<T: Scalar + medas_image::VoxelArray>(array: &ArcArray<T, IxDyn>, image: &Image, grid: &Grid, default: f64) -> Voxels {
+fn nearest<T: VoxelArray>(array: &ArcArray<T, IxDyn>, image: &Image, grid: &Grid, default: f64) -> Voxels {
     let shape = array.shape().to_vec();
     let mut maps: Vec<Vec<Option<usize>>> = shape.iter().map(|&n| (0..n).map(Some).collect()).collect();
     for (axis, scale) in grid.changed_axes(image) {
