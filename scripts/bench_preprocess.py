@@ -1,0 +1,52 @@
+"""Times SimpleITK and scikit-image on the pre-processing cases scripts/bench-preprocess ran
+with MEDAS, on the same image, and prints MEDAS's time as a fraction of each reference's."""
+import json
+import os
+import sys
+
+import SimpleITK as sitk
+from skimage.filters import threshold_otsu
+
+from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+
+
+def to_spacing(image, spacing, interpolator, pixel):
+    """What SimpleITK users write to resample to a spacing (the grid MEDAS makes)."""
+    size = [max(1, int(round(n * s / t))) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing)]
+    return sitk.Resample(image, size, sitk.Transform(), interpolator, image.GetOrigin(), spacing,
+                         image.GetDirection(), 0.0, pixel)
+
+
+def otsu_mask(array):
+    """What scikit-image users write: the threshold, then the mask above it."""
+    return array > threshold_otsu(array)
+
+
+def main():
+    path, ours_json, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ours = json.load(open(ours_json))
+    image = sitk.ReadImage(path)
+    array = sitk.GetArrayFromImage(image)
+    one = (1.0, 1.0, 1.0)
+    rows = [
+        ("window/level (lung)", "SimpleITK Cast+IntensityWindowing", "window_level_lung",
+         lambda: sitk.IntensityWindowing(sitk.Cast(image, sitk.sitkFloat32), -1350.0, 150.0, 0.0, 1.0)),
+        ("resample 1 mm linear", "SimpleITK Resample", "resample_linear_1mm",
+         lambda: to_spacing(image, one, sitk.sitkLinear, sitk.sitkFloat32)),
+        ("resample 1 mm nearest", "SimpleITK Resample", "resample_nearest_1mm",
+         lambda: to_spacing(image, one, sitk.sitkNearestNeighbor, sitk.sitkUnknown)),
+        ("resample 1 mm B-spline", "SimpleITK Resample", "resample_bspline_1mm",
+         lambda: to_spacing(image, one, sitk.sitkBSpline, sitk.sitkFloat32)),
+        ("Otsu + mask", "skimage threshold_otsu, a > t", "otsu_256", lambda: otsu_mask(array)),
+    ]
+    size = "x".join(str(n) for n in ours["size"])
+    print(f"lung1 CT {size} {array.dtype}, best of {repeats}, {os.cpu_count()} cores, "
+          f"SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads, MEDAS {ours['threads']} threads")
+    print(f"{'case':24} {'reference':36} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
+    for what, reference, key, fn in rows:
+        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
+        print(f"{what:24} {reference:36} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
