@@ -118,3 +118,57 @@ fn events_stream_as_json_lines() {
     assert!(events.iter().all(|e| e["cache_hit"] != true), "no cache: nothing is a hit");
     assert!(dir.join("run/ct-float.nii.gz").is_file());
 }
+
+/// The acceptance pipeline of the engine: lung1 → lung window → 1 mm → Otsu → NIfTI. A
+/// re-run with a changed parameter of the last node serves every other node from the cache;
+/// the mask equals the same tools chained in Rust (`ToolCall`), so the executor adds nothing
+/// and loses nothing on the way (the tools themselves are checked against SimpleITK and
+/// scikit-image in medas-tools' tests).
+#[test]
+fn the_example_lung_pipeline_runs_and_reruns_from_the_cache() {
+    let Some(ct) = file("pyradiomics/lung1_image.nrrd") else { return };
+    let dir = scratch_dir("cli-run-example");
+    let example = medas_testkit::repo_root().join("examples/lung-ct-otsu.json");
+    let example = example.to_str().unwrap();
+    let ct_setting = format!("ct={}", ct.display());
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec!["run", example, "--set", &ct_setting, "--cache", "cache", "--out", out];
+        args.extend_from_slice(extra);
+        let output = medas(&args, &dir);
+        assert!(output.status.success(), "{}", text(&output));
+        Manifest::load(&dir.join(out).join("manifest.json")).unwrap()
+    };
+    let hits = |manifest: &Manifest| manifest.nodes.iter().map(|n| n.cache_hit).collect::<Vec<_>>();
+
+    let first = run(&[], "first");
+    assert_eq!(hits(&first), [false; 5]);
+    let saved: medas_image::Image = medas_io::read(dir.join("first/lung-mask.nii")).unwrap();
+    assert_eq!(saved.geometry().spacing(), [1.0, 1.0, 1.0]);
+
+    use medas_tools::{Data, ToolCall};
+    let chained = ToolCall::new("io.read_image")
+        .unwrap()
+        .set("path", ct.to_str().unwrap())
+        .run()
+        .and_then(|o| ToolCall::new("preprocess.window_level")?.set("preset", "lung").pipe(o, "image", "image").run())
+        .and_then(|o| ToolCall::new("preprocess.resample")?.set("spacing", "1").pipe(o, "image", "image").run())
+        .and_then(|o| ToolCall::new("preprocess.otsu_threshold")?.pipe(o, "image", "image").run())
+        .unwrap();
+    let Data::Image(mask) = &chained["mask"] else { panic!("a mask") };
+    assert_eq!(mask.size(), saved.size());
+    assert!(saved.voxels() == mask.voxels(), "the pipeline's mask is the chained tools' mask");
+    let inside = mask.voxels().as_array::<u8>().unwrap().iter().filter(|v| **v == 1).count();
+    let fraction = inside as f64 / mask.voxels().len() as f64;
+    assert!((0.2..0.8).contains(&fraction), "Otsu splits air from tissue: {fraction}");
+    assert!(first.node("otsu").unwrap().outputs["threshold"].value.is_some());
+
+    let last_changed = run(&["--set", "save.path=mask-again.nii"], "second");
+    assert_eq!(hits(&last_changed), [true, true, true, true, false]);
+    assert!(dir.join("second/mask-again.nii").is_file());
+    let otsu_changed = run(&["--set", "otsu.bins=128"], "third");
+    assert_eq!(hits(&otsu_changed), [true, true, true, false, false]);
+    let spacing_changed = run(&["--set", "spacing=2"], "fourth");
+    assert_eq!(hits(&spacing_changed), [true, true, false, false, false]);
+    let coarse: medas_image::Image = medas_io::read(dir.join("fourth/lung-mask.nii")).unwrap();
+    assert_eq!(coarse.geometry().spacing(), [2.0, 2.0, 2.0]);
+}

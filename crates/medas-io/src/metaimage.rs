@@ -70,6 +70,9 @@ impl Default for WriteOptions {
 
 /// Reads a `.mha` or `.mhd` file (voxels from the file itself or from the data file(s) it names).
 pub fn read(path: &Path) -> Result<Image> {
+    if let Some(image) = read_local_raw(path)? {
+        return Ok(image);
+    }
     let bytes = raw::read_file(path)?;
     let header = parse_header(&bytes, path)?;
     let payload = match &header.data_file {
@@ -83,6 +86,29 @@ pub fn read(path: &Path) -> Result<Image> {
         DataFile::List(names) => list_payload(&header, names, path)?,
     };
     decode(&header, payload, path)
+}
+
+/// The common case of one `.mha` with uncompressed binary voxels, read without loading the
+/// file whole: the header from the first bytes, then the voxels straight into their buffer.
+/// `None` sends every other kind of file (and every header problem) down the general path.
+fn read_local_raw(path: &Path) -> Result<Option<Image>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const HEAD: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut head = Vec::new();
+    (&mut file).take(HEAD).read_to_end(&mut head).map_err(|e| IoError::io(path, e))?;
+    let Ok(header) = parse_header(&head, path) else { return Ok(None) };
+    let simple = header.data_file == DataFile::Local && header.binary && !header.compressed && header.header_size.is_none();
+    if !simple || header.data_start > head.len() {
+        return Ok(None);
+    }
+    let length = file.metadata().map_err(|e| IoError::io(path, e))?.len();
+    file.seek(SeekFrom::Start(header.data_start as u64)).map_err(|e| IoError::io(path, e))?;
+    let hint = (length as usize).saturating_sub(header.data_start);
+    let voxels = raw::read_voxels(path, FORMAT, &mut file, header.scalar, header.order, &header.size, header.channels, hint)?;
+    let geometry =
+        Geometry::new(header.spacing.clone(), header.origin.clone(), header.direction.clone()).map_err(|e| IoError::image(path, e))?;
+    Image::with_components(voxels, header.channels, geometry).map(Some).map_err(|e| IoError::image(path, e))
 }
 
 /// Parses one in-memory `.mha` file. A header whose voxels are in a separate file gives an
@@ -107,6 +133,16 @@ pub fn write(image: &Image, path: &Path) -> Result<()> {
 
 /// [`write`] with options.
 pub fn write_with(image: &Image, path: &Path, options: &WriteOptions) -> Result<()> {
+    let detached = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mhd"));
+    if !options.compress && !detached {
+        // One uncompressed file: header and voxels streamed, no copy of the volume in memory.
+        let mut header = header_text(image, None)?;
+        header.push_str("ElementDataFile = LOCAL\n");
+        return raw::write_file_with(path, |out| {
+            out.write_all(header.as_bytes())?;
+            raw::write_encoded(out, image.voxels(), image.components(), ByteOrder::Little)
+        });
+    }
     let mut data = raw::encode(image.voxels(), image.components(), ByteOrder::Little);
     if options.compress {
         data = raw::zlib(&data);
@@ -475,6 +511,24 @@ mod tests {
         let mut bytes = header.as_bytes().to_vec();
         bytes.extend_from_slice(data);
         bytes
+    }
+
+    /// The streaming writer and the direct reader give what the general paths give.
+    #[test]
+    fn uncompressed_files_stream_out_and_read_straight_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let values: Vec<i16> = (0..2 * 3 * 4 * 3).map(|v| v * 37 - 500).collect();
+        let voxels = medas_image::Voxels::from_interleaved_vec(&[2, 3, 4], 3, values).unwrap();
+        let geometry = Geometry::new(vec![0.5, 0.25, 3.0], vec![1.0, -2.0, 3.5], vec![0., 1., 0., -1., 0., 0., 0., 0., 1.]).unwrap();
+        let image = Image::with_components(voxels, 3, geometry).unwrap();
+        let path = dir.path().join("rgb.mha");
+        write_with(&image, &path, &WriteOptions { compress: false }).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read(&path).unwrap(), image, "direct read");
+        assert_eq!(read_bytes(&bytes, &path).unwrap(), image, "general read of the same bytes");
+        // A truncated file is an error on the direct path too, never a short image.
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        assert!(read(&path).is_err());
     }
 
     #[test]

@@ -203,6 +203,11 @@ pub fn for_each_block(voxels: &Voxels, components: usize, order: ByteOrder, mut 
             }
         };
         match view.as_slice() {
+            // Already in file order and byte order: the memory itself, no copy.
+            Some(slice) if !swap => {
+                drop(put);
+                bytemuck::cast_slice::<_, u8>(slice).chunks(BLOCK).for_each(&mut consume);
+            }
             Some(slice) => slice.iter().for_each(&mut put),
             None => view.iter().for_each(&mut put),
         }
@@ -210,6 +215,17 @@ pub fn for_each_block(voxels: &Voxels, components: usize, order: ByteOrder, mut 
             consume(&block);
         }
     })
+}
+
+/// Writes the bytes [`encode`] would return to `out`, block by block.
+pub fn write_encoded(out: &mut dyn std::io::Write, voxels: &Voxels, components: usize, order: ByteOrder) -> std::io::Result<()> {
+    let mut result = Ok(());
+    for_each_block(voxels, components, order, |block| {
+        if result.is_ok() {
+            result = out.write_all(block);
+        }
+    });
+    result
 }
 
 /// Reads a whole file, naming it in the error.
@@ -268,9 +284,22 @@ pub fn zlib(bytes: &[u8]) -> Vec<u8> {
 /// Writes a file atomically (a temporary file in the same folder, then a rename), so a failed
 /// write never leaves a half-written image where a good one was. Names the file in errors.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_file`] for contents produced piece by piece (no whole copy in memory): `produce`
+/// writes into a buffered temporary file that is renamed into place once complete.
+pub fn write_file_with(path: &Path, produce: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<()> {
+    use std::io::Write;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let temporary = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let result = std::fs::write(&temporary, bytes).and_then(|_| std::fs::rename(&temporary, path));
+    let result = std::fs::File::create(&temporary)
+        .and_then(|file| {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            produce(&mut out)?;
+            out.flush()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }

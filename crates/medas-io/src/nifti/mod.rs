@@ -283,6 +283,16 @@ pub fn write(image: &Image, path: &Path) -> Result<()> {
     if !h.single_file {
         h.vox_offset = 0.0;
     }
+    let gz = path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
+    if data_path.is_none() && !gz {
+        // One uncompressed file: header and voxels streamed, no copy of the volume in memory.
+        let components = if matches!(h.datatype, DT_RGB24 | DT_RGBA32) { image.components() } else { 1 };
+        return raw::write_file_with(&header_path, |out| {
+            out.write_all(&header::serialize(&h))?;
+            out.write_all(&[0u8; 4])?; // empty extension block
+            raw::write_encoded(out, image.voxels(), components, ByteOrder::NATIVE)
+        });
+    }
     let body = encode_voxels(image, &h);
     match data_path {
         None => {
