@@ -66,7 +66,7 @@ fn fixture() -> Option<&'static Fixture> {
             let ct = medas_io::read(&ct_path).expect("read lung1");
             let mask = image_out(&mut run("preprocess.threshold", "image", &ct, json!({"upper": "-400"})).unwrap(), "mask");
             let dir = scratch_dir("masks");
-            medas_io::write(&mask, &dir.join("mask.npy")).expect("write mask.npy");
+            medas_io::write(&mask, dir.join("mask.npy")).expect("write mask.npy");
             let spacing = ct.geometry().spacing().iter().map(f64::to_string).collect::<Vec<_>>().join(",");
             python(SCIPY, &[ct_path.to_str().unwrap(), dir.to_str().unwrap(), &spacing]);
             Some(Fixture { mask, dir })
@@ -75,7 +75,7 @@ fn fixture() -> Option<&'static Fixture> {
 }
 
 fn reference(fixture: &Fixture, name: &str) -> ArrayD<f64> {
-    let image = medas_io::read(&fixture.dir.join(format!("{name}.npy"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let image = medas_io::read(fixture.dir.join(format!("{name}.npy"))).unwrap_or_else(|e| panic!("{name}: {e}"));
     image_voxels(image.voxels())
 }
 
