@@ -166,10 +166,12 @@ fn check_range(x: f64, min: Option<f64>, max: Option<f64>, shown: String) -> Res
     Ok(())
 }
 
-/// Lists come as JSON arrays, or as text: `1,2,3`, `1 2 3` or `[1, 2, 3]`.
+/// Lists come as JSON arrays, or as text: `1,2,3`, `1 2 3` or `[1, 2, 3]`; a lone number is a
+/// list of one (`"radius": 2`).
 fn coerce_list(item: &ParamKind, min: Option<usize>, max: Option<usize>, value: &Value) -> Result<Value, ParamProblem> {
     let items: Vec<Value> = match value {
         Value::Array(items) => items.clone(),
+        Value::Number(_) => vec![value.clone()],
         Value::String(s) => {
             let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
             inner.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()).map(Value::from).collect()
@@ -251,6 +253,8 @@ mod tests {
         let error = ok(json!("4000.5")).unwrap_err().to_string();
         assert!(error.contains("4000.5 is outside the allowed range 1 to 4000"), "{error}");
         assert!(ok(json!("NaN")).is_err());
+        let error = Params::resolve(&spec(), &given(json!({"radius": 1, "spacing": 2}))).unwrap_err().to_string();
+        assert!(error.contains("parameter \"spacing\" holds 1 items, expected 3 to 3"), "{error}");
         let error = Params::resolve(&spec(), &given(json!({"radius": 1, "spacing": [1, -2, 3]}))).unwrap_err().to_string();
         assert!(error.contains("item 1 -2 is outside the allowed range 0 to inf"), "{error}");
     }

@@ -1,0 +1,287 @@
+//! Binary masks: `preprocess.threshold`, `preprocess.connected_components`,
+//! `preprocess.keep_largest_component` and `preprocess.fill_holes`, matching SimpleITK's
+//! BinaryThreshold and scipy.ndimage's `label` and `binary_fill_holes`. The kernels (runs of
+//! voxels, union-find labelling) live in `mask.rs`.
+
+use super::mask::{self, CONNECTIVITY_DOC, Connectivity, Grid, Runs, failed};
+use crate::context::Context;
+use crate::data::{Data, Inputs, Outputs, take_image};
+use crate::error::{ParamProblem, ToolError};
+use crate::params::Params;
+use crate::registry::{Tool, ToolEntry};
+use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
+use medas_image::{Image, Scalar, with_voxels};
+use rayon::prelude::*;
+use serde_json::json;
+use std::sync::Arc;
+
+fn mask_input() -> PortSpec {
+    PortSpec::new("mask", PortType::LabelImage, "A 2-D or 3-D integer mask; non-zero voxels are foreground.")
+}
+
+fn connectivity_param() -> ParamSpec {
+    ParamSpec::int("connectivity", CONNECTIVITY_DOC).default(6)
+}
+
+fn output(port: &str, image: Image) -> (String, Data) {
+    (port.to_string(), Data::Image(image))
+}
+
+pub struct Threshold(ToolSpec);
+
+impl Threshold {
+    fn new() -> Threshold {
+        let bound = |name: &str, doc: &str| {
+            ParamSpec::list(name, doc, ParamKind::Float { min: None, max: None }).range(0.0, 1.0).default(json!([]))
+        };
+        Threshold(
+            ToolSpec::new(
+                "preprocess.threshold",
+                Category::Preprocess,
+                "Binary threshold",
+                "Voxels with lower <= value <= upper (both inclusive) become `inside`, all others (NaN \
+                 included) `outside`, as SimpleITK's BinaryThreshold; an omitted bound is open (-inf or \
+                 +inf). The result is a uint8 mask on the same grid, geometry and metadata kept.",
+            )
+            .param(bound("lower", "Lowest value inside (inclusive); empty for no lower bound.").unit("image units"))
+            .param(bound("upper", "Highest value inside (inclusive); empty for no upper bound.").unit("image units"))
+            .param(ParamSpec::int("inside", "Value of voxels within the bounds.").range(0.0, 255.0).default(1))
+            .param(ParamSpec::int("outside", "Value of the other voxels.").range(0.0, 255.0).default(0))
+            .input(PortSpec::new("image", PortType::Image, "A scalar image of any voxel type."))
+            .output(PortSpec::new("mask", PortType::LabelImage, "The uint8 mask.")),
+        )
+    }
+}
+
+/// The single value of an optional bound (`[]` or `[x]`).
+fn bound(params: &Params, name: &str, open: f64) -> Result<f64, ToolError> {
+    Ok(params.value(name).and_then(|v| v.as_array()).and_then(|a| a.first()).and_then(|v| v.as_f64()).unwrap_or(open))
+}
+
+impl Tool for Threshold {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
+        let id = &self.0.id;
+        let image = take_image(&mut inputs, id, "image")?;
+        let (lower, upper) = (bound(params, "lower", f64::NEG_INFINITY)?, bound(params, "upper", f64::INFINITY)?);
+        if lower > upper {
+            let problem = ParamProblem::OutOfRange { value: lower.to_string(), min: "-inf".into(), max: format!("upper ({upper})") };
+            return Err(ToolError::Param { tool: id.clone(), param: "lower".into(), problem });
+        }
+        if image.components() != 1 {
+            return Err(failed(id, format!("thresholds one value per voxel, this image has {} components", image.components())));
+        }
+        let (inside, outside) = (params.int("inside")? as u8, params.int("outside")? as u8);
+        let pick = move |v: f64| if v >= lower && v <= upper { inside } else { outside };
+        let voxels = with_voxels!(image.voxels(), a => {
+            match mask::fortran_slice(a) {
+                Some(slice) => {
+                    let values: Vec<u8> = slice.par_iter().map(|v| pick(v.to_f64())).collect();
+                    medas_image::Voxels::from_fortran_vec(a.shape(), values).map_err(|e| failed(id, e.to_string()))?
+                }
+                None => medas_image::Voxels::from(a.map(|v| pick(v.to_f64()))),
+            }
+        });
+        context.progress(1.0);
+        let mask = image.with_voxels(voxels).map_err(|e| failed(id, e.to_string()))?;
+        Ok(Outputs::from([output("mask", mask)]))
+    }
+}
+
+pub struct ConnectedComponents(ToolSpec);
+
+impl ConnectedComponents {
+    fn new() -> ConnectedComponents {
+        ConnectedComponents(
+            ToolSpec::new(
+                "preprocess.connected_components",
+                Category::Preprocess,
+                "Connected components",
+                "Labels the connected regions of a binary mask 1, 2, ... as scipy.ndimage.label does with \
+                 the structure of the same connectivity: the same regions, numbered in the same order \
+                 (by each region's first voxel in C order of the [i, j, k] array). Background stays 0. \
+                 Union-find over runs of voxels, parallel over blocks of rows.",
+            )
+            .param(connectivity_param())
+            .input(mask_input())
+            .output(PortSpec::new("labels", PortType::LabelImage, "int32 labels, 0 for background."))
+            .output(PortSpec::new("count", PortType::Scalar, "The number of regions.")),
+        )
+    }
+}
+
+/// The runs of the mask on `inputs`, and the connectivity asked for.
+fn runs_and_connectivity(inputs: &mut Inputs, params: &Params, id: &str) -> Result<(Image, Runs, Connectivity), ToolError> {
+    let image = take_image(inputs, id, "mask")?;
+    let runs = mask::foreground_runs(&image, id)?;
+    let connectivity = Connectivity::parse(params.int("connectivity")?, runs.grid.rank, id)?;
+    Ok((image, runs, connectivity))
+}
+
+impl Tool for ConnectedComponents {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
+        let id = &self.0.id;
+        let (image, runs, connectivity) = runs_and_connectivity(&mut inputs, params, id)?;
+        context.progress(0.3);
+        context.check_cancelled(id)?;
+        let components = mask::label(&runs, connectivity);
+        if components.count() > i32::MAX as usize {
+            return Err(failed(id, format!("{} regions do not fit int32 labels", components.count())));
+        }
+        context.progress(0.7);
+        context.check_cancelled(id)?;
+        let labels = mask::paint(&runs, |r| components.label_of_run[r] as i32);
+        let labels = mask::image_like(&image, runs.grid, labels, id)?;
+        context.progress(1.0);
+        Ok(Outputs::from([output("labels", labels), ("count".to_string(), Data::Scalar(components.count() as f64))]))
+    }
+}
+
+pub struct KeepLargest(ToolSpec);
+
+impl KeepLargest {
+    fn new() -> KeepLargest {
+        KeepLargest(
+            ToolSpec::new(
+                "preprocess.keep_largest_component",
+                Category::Preprocess,
+                "Keep largest component",
+                "Keeps the `count` largest connected regions of a binary mask (by voxel count) and clears \
+                 the rest; ties go to the region scipy.ndimage.label numbers first, so count=1 equals \
+                 `labels == argmax(bincount(labels)[1:]) + 1`. An empty mask is an error.",
+            )
+            .param(ParamSpec::int("count", "How many of the largest regions to keep.").range(1.0, 1e9).default(1))
+            .param(connectivity_param())
+            .input(mask_input())
+            .output(PortSpec::new("mask", PortType::LabelImage, "uint8 mask, 1 in the kept regions.")),
+        )
+    }
+}
+
+impl Tool for KeepLargest {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
+        let id = &self.0.id;
+        let (image, runs, connectivity) = runs_and_connectivity(&mut inputs, params, id)?;
+        if runs.is_empty() {
+            return Err(failed(id, "the mask has no foreground voxel, so no region to keep"));
+        }
+        context.check_cancelled(id)?;
+        let components = mask::label(&runs, connectivity);
+        context.progress(0.6);
+        context.check_cancelled(id)?;
+        // Labels by size, largest first; a stable sort keeps scipy's order among equals.
+        let mut order: Vec<usize> = (0..components.count()).collect();
+        order.sort_by(|&a, &b| components.sizes[b].cmp(&components.sizes[a]));
+        let mut keep = vec![false; components.count() + 1];
+        for &n in order.iter().take(params.int("count")?.max(1) as usize) {
+            keep[n + 1] = true;
+        }
+        let kept = mask::paint(&runs, |r| u8::from(keep[components.label_of_run[r] as usize]));
+        context.progress(1.0);
+        Ok(Outputs::from([output("mask", mask::image_like(&image, runs.grid, kept, id)?)]))
+    }
+}
+
+pub struct FillHoles(ToolSpec);
+
+impl FillHoles {
+    fn new() -> FillHoles {
+        FillHoles(
+            ToolSpec::new(
+                "preprocess.fill_holes",
+                Category::Preprocess,
+                "Fill holes",
+                "Background regions not connected to the image border become foreground, as \
+                 scipy.ndimage.binary_fill_holes with its default structure (face connectivity: 6 in \
+                 3-D, 4 in 2-D). With slice_by_slice, each axial slice (fixed k) is filled on its own in \
+                 2-D, as for lung masks whose airways reach the top of the volume.",
+            )
+            .param(ParamSpec::bool("slice_by_slice", "Fill each axial slice (fixed k) in 2-D instead of the volume in 3-D.").default(false))
+            .input(mask_input())
+            .output(PortSpec::new("mask", PortType::LabelImage, "uint8 mask, 1 in the mask and its holes.")),
+        )
+    }
+}
+
+impl Tool for FillHoles {
+    fn spec(&self) -> &ToolSpec {
+        &self.0
+    }
+
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
+        let id = &self.0.id;
+        let image = take_image(&mut inputs, id, "mask")?;
+        let runs = mask::foreground_runs(&image, id)?;
+        context.progress(0.3);
+        context.check_cancelled(id)?;
+        let grid = runs.grid;
+        let mut filled = vec![0u8; grid.len()];
+        if params.bool("slice_by_slice")? && grid.rank == 3 {
+            let plane = grid.dims[0] * grid.dims[1];
+            filled.par_chunks_mut(plane.max(1)).enumerate().for_each(|(k, out)| fill(&slice_runs(&runs, k), out));
+        } else {
+            fill(&runs, &mut filled);
+        }
+        context.progress(1.0);
+        Ok(Outputs::from([output("mask", mask::image_like(&image, grid, filled, id)?)]))
+    }
+}
+
+/// The runs of axial slice `k` as a 2-D mask of their own.
+fn slice_runs(runs: &Runs, k: usize) -> Runs {
+    let [n0, n1, _] = runs.grid.dims;
+    let lines = &runs.first[k * n1..=(k + 1) * n1];
+    let base = lines[0];
+    Runs {
+        grid: Grid { dims: [n0, n1, 1], rank: 2 },
+        first: lines.iter().map(|f| f - base).collect(),
+        runs: runs.runs[base..lines[n1]].to_vec(),
+    }
+}
+
+/// Writes the mask and its holes into `out` (zeroed, `runs.grid`'s size): background runs
+/// are labelled with face connectivity, and regions that touch no border are filled.
+fn fill(runs: &Runs, out: &mut [u8]) {
+    let background = runs.complement();
+    let regions = mask::label(&background, Connectivity::Face);
+    let Grid { dims: [n0, n1, n2], rank } = runs.grid;
+    let mut open = vec![false; regions.count() + 1];
+    for line in 0..background.grid.lines() {
+        let (j, k) = (line % n1, line / n1);
+        let edge_line = j == 0 || j + 1 == n1 || (rank == 3 && (k == 0 || k + 1 == n2));
+        for r in background.first[line]..background.first[line + 1] {
+            let (s, e) = background.runs[r];
+            if edge_line || s == 0 || e as usize == n0 {
+                open[regions.label_of_run[r] as usize] = true;
+            }
+        }
+    }
+    let n0 = n0.max(1);
+    out.par_chunks_mut(n0).enumerate().for_each(|(line, row)| {
+        for &(s, e) in runs.of_line(line) {
+            row[s as usize..e as usize].fill(1);
+        }
+        for r in background.first[line]..background.first[line + 1] {
+            if !open[regions.label_of_run[r] as usize] {
+                let (s, e) = background.runs[r];
+                row[s as usize..e as usize].fill(1);
+            }
+        }
+    });
+}
+
+inventory::submit! { ToolEntry { build: || Arc::new(Threshold::new()) } }
+inventory::submit! { ToolEntry { build: || Arc::new(ConnectedComponents::new()) } }
+inventory::submit! { ToolEntry { build: || Arc::new(KeepLargest::new()) } }
+inventory::submit! { ToolEntry { build: || Arc::new(FillHoles::new()) } }
