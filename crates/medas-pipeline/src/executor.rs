@@ -140,8 +140,12 @@ impl Output {
             Some(data) => data.clone(),
             None => artifact::read(&self.dir, &self.record)?,
         };
+        // Loaded once from disk, the value stays for the readers still to come (clones share
+        // the voxels); the last reader lets go of it.
         if self.readers_left.fetch_sub(1, Ordering::SeqCst) <= 1 {
             *value = None;
+        } else if value.is_none() {
+            *value = Some(data.clone());
         }
         Ok(data)
     }

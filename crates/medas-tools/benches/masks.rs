@@ -5,12 +5,12 @@
 //!
 //! usage: cargo bench -p medas-tools --bench masks -- MASK.npy [REPEATS [CASE]]
 
-use medas_tools::{Data, Inputs, Registry, run_tool};
-use serde_json::{Map, Value, json};
-use std::time::Instant;
+mod support;
+
+use serde_json::json;
 
 /// The cases: a name, the tool and its parameters.
-fn cases() -> Vec<(&'static str, &'static str, Value)> {
+fn cases() -> Vec<support::Case> {
     vec![
         ("label_6", "preprocess.connected_components", json!({"connectivity": 6})),
         ("label_26", "preprocess.connected_components", json!({"connectivity": 26})),
@@ -22,43 +22,6 @@ fn cases() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
-/// Best and median seconds of `repeats` runs of tool `id` on `mask`.
-fn time(id: &str, given: &Value, mask: &medas_image::Image, repeats: usize) -> Result<(f64, f64), String> {
-    let tool = Registry::global().get(id).map_err(|e| e.to_string())?;
-    let given: Map<String, Value> = given.as_object().cloned().unwrap_or_default();
-    let mut times = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let inputs = Inputs::from([("mask".to_string(), Data::Image(mask.clone()))]);
-        let start = Instant::now();
-        let outputs = run_tool(tool.as_ref(), inputs, &given).map_err(|e| e.to_string())?;
-        times.push(start.elapsed().as_secs_f64());
-        drop(outputs);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok((times[0], times[times.len() / 2]))
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let Some(path) = args.first() else {
-        eprintln!("usage: masks MASK.npy [REPEATS [CASE]]");
-        std::process::exit(2);
-    };
-    let repeats: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5).max(1);
-    let mask = medas_io::read(path).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1);
-    });
-    let only = args.get(2).map_or("", String::as_str);
-    let mut results = Map::new();
-    for (name, id, given) in cases().into_iter().filter(|(name, ..)| name.contains(only)) {
-        match time(id, &given, &mask, repeats) {
-            Ok((best, median)) => _ = results.insert(name.into(), json!({"best_s": best, "median_s": median})),
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-    println!("{}", json!({"path": path, "size": mask.size(), "threads": rayon::current_num_threads(), "tools": results}));
+    support::main("masks MASK.npy [REPEATS [CASE]]", "mask", cases());
 }

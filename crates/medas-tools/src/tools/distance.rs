@@ -31,7 +31,7 @@ impl DistanceTransform {
                  scipy.ndimage.distance_transform_edt(mask, sampling=spacing) to float32 precision. A mask \
                  with no background voxel is an error (the distance is undefined).",
             )
-            .input(PortSpec::new("mask", PortType::LabelImage, "A 2-D or 3-D integer mask; non-zero voxels are foreground."))
+            .input(super::mask::mask_input())
             .output(PortSpec::new("distance", PortType::Image, "float32 distances in mm.")),
         )
     }

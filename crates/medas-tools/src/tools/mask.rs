@@ -217,6 +217,11 @@ pub fn image_like<T: medas_image::VoxelArray>(like: &Image, grid: Grid, values: 
     like.with_voxels(voxels).map_err(|e| failed(tool, e.to_string()))
 }
 
+/// The input port every mask tool reads.
+pub fn mask_input() -> crate::spec::PortSpec {
+    crate::spec::PortSpec::new("mask", crate::spec::PortType::LabelImage, "A 2-D or 3-D integer mask; non-zero voxels are foreground.")
+}
+
 pub fn failed(tool: &str, message: impl Into<String>) -> ToolError {
     ToolError::Failed { tool: tool.into(), message: message.into() }
 }

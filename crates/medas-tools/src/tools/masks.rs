@@ -3,7 +3,7 @@
 //! BinaryThreshold and scipy.ndimage's `label` and `binary_fill_holes`. The kernels (runs of
 //! voxels, union-find labelling) live in `mask.rs`.
 
-use super::mask::{self, CONNECTIVITY_DOC, Connectivity, Grid, Runs, failed};
+use super::mask::{self, CONNECTIVITY_DOC, Connectivity, Grid, Runs, failed, mask_input};
 use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
 use crate::error::{ParamProblem, ToolError};
@@ -15,9 +15,6 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
 
-fn mask_input() -> PortSpec {
-    PortSpec::new("mask", PortType::LabelImage, "A 2-D or 3-D integer mask; non-zero voxels are foreground.")
-}
 
 fn connectivity_param() -> ParamSpec {
     ParamSpec::int("connectivity", CONNECTIVITY_DOC).default(6)

@@ -48,7 +48,7 @@ impl Morphology {
                     .unit("voxels")
                     .tunable(),
             )
-            .input(PortSpec::new("mask", PortType::LabelImage, "A 2-D or 3-D integer mask; non-zero voxels are foreground."))
+            .input(super::mask::mask_input())
             .output(PortSpec::new("mask", PortType::LabelImage, "The uint8 result.")),
         )
     }
