@@ -1,9 +1,9 @@
-//! Speed probe used by `scripts/bench-masks`: reads a mask (`.npy` written by the script: lung1
+//! Speed probe used by `scripts/bench-masks`: reads a mask (NRRD written by the script: lung1
 //! thresholded at HU <= -400), runs the mask tools on it `repeats` times each through the
 //! checked runner, and prints the best and median wall time per case as JSON, so that the
 //! Python side can time scipy.ndimage on the same array and print ratios.
 //!
-//! usage: cargo bench -p medas-tools --bench masks -- MASK.npy [REPEATS [CASE]]
+//! usage: cargo bench -p medas-tools --bench masks -- MASK.nrrd [REPEATS [CASE]]
 
 mod support;
 
@@ -23,5 +23,5 @@ fn cases() -> Vec<support::Case> {
 }
 
 fn main() {
-    support::main("masks MASK.npy [REPEATS [CASE]]", "mask", cases());
+    support::main("masks MASK.nrrd [REPEATS [CASE]]", "mask", cases());
 }

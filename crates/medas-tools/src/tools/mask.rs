@@ -281,6 +281,19 @@ pub struct Components {
 }
 
 impl Components {
+    /// Which labels (indexed by label, 0 = background) are among the `count` largest regions
+    /// that have at least `min_voxels` voxels. Ties go to the lower label (a stable sort), so
+    /// count=1 picks what `argmax(bincount(labels)[1:]) + 1` picks.
+    pub fn largest(&self, count: usize, min_voxels: u64) -> Vec<bool> {
+        let mut order: Vec<usize> = (0..self.count()).collect();
+        order.sort_by(|&a, &b| self.sizes[b].cmp(&self.sizes[a]));
+        let mut keep = vec![false; self.count() + 1];
+        for &n in order.iter().take(count).filter(|&&n| self.sizes[n] >= min_voxels) {
+            keep[n + 1] = true;
+        }
+        keep
+    }
+
     pub fn count(&self) -> usize {
         self.sizes.len()
     }
@@ -393,6 +406,64 @@ fn number(runs: &Runs, parent: &mut [u32]) -> Components {
         })
         .collect();
     Components { label_of_run, sizes }
+}
+
+/// The mask with its holes filled (background regions that touch no border become
+/// foreground, face connectivity), in 3-D or, with `slice_by_slice`, in each axial slice (fixed
+/// k) on its own; a Fortran-order 0/1 volume of the mask's grid.
+pub fn fill_holes(runs: &Runs, slice_by_slice: bool) -> Vec<u8> {
+    let grid = runs.grid;
+    let mut filled = vec![0u8; grid.len()];
+    if slice_by_slice && grid.rank == 3 {
+        let plane = grid.dims[0] * grid.dims[1];
+        filled.par_chunks_mut(plane.max(1)).enumerate().for_each(|(k, out)| fill(&slice_runs(runs, k), out));
+    } else {
+        fill(runs, &mut filled);
+    }
+    filled
+}
+
+/// The runs of axial slice `k` as a 2-D mask of their own.
+fn slice_runs(runs: &Runs, k: usize) -> Runs {
+    let [n0, n1, _] = runs.grid.dims;
+    let lines = &runs.first[k * n1..=(k + 1) * n1];
+    let base = lines[0];
+    Runs {
+        grid: Grid { dims: [n0, n1, 1], rank: 2 },
+        first: lines.iter().map(|f| f - base).collect(),
+        runs: runs.runs[base..lines[n1]].to_vec(),
+    }
+}
+
+/// Writes the mask and its holes into `out` (zeroed, `runs.grid`'s size): background runs
+/// are labelled with face connectivity, and regions that touch no border are filled.
+fn fill(runs: &Runs, out: &mut [u8]) {
+    let background = runs.complement();
+    let regions = label(&background, Connectivity::Face);
+    let Grid { dims: [n0, n1, n2], rank } = runs.grid;
+    let mut open = vec![false; regions.count() + 1];
+    for line in 0..background.grid.lines() {
+        let (j, k) = (line % n1, line / n1);
+        let edge_line = j == 0 || j + 1 == n1 || (rank == 3 && (k == 0 || k + 1 == n2));
+        for r in background.first[line]..background.first[line + 1] {
+            let (s, e) = background.runs[r];
+            if edge_line || s == 0 || e as usize == n0 {
+                open[regions.label_of_run[r] as usize] = true;
+            }
+        }
+    }
+    let n0 = n0.max(1);
+    out.par_chunks_mut(n0).enumerate().for_each(|(line, row)| {
+        for &(s, e) in runs.of_line(line) {
+            row[s as usize..e as usize].fill(1);
+        }
+        for r in background.first[line]..background.first[line + 1] {
+            if !open[regions.label_of_run[r] as usize] {
+                let (s, e) = background.runs[r];
+                row[s as usize..e as usize].fill(1);
+            }
+        }
+    });
 }
 
 /// Paints every run with `value_of(run index)` into a Fortran-order volume of `grid`'s size.

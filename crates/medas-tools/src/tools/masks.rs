@@ -3,7 +3,7 @@
 //! BinaryThreshold and scipy.ndimage's `label` and `binary_fill_holes`. The kernels (runs of
 //! voxels, union-find labelling) live in `mask.rs`.
 
-use super::mask::{self, CONNECTIVITY_DOC, Connectivity, Grid, Runs, failed, mask_input};
+use super::mask::{self, CONNECTIVITY_DOC, Connectivity, Runs, failed, mask_input};
 use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
 use crate::error::{ParamProblem, ToolError};
@@ -177,13 +177,7 @@ impl Tool for KeepLargest {
         let components = mask::label(&runs, connectivity);
         context.progress(0.6);
         context.check_cancelled(id)?;
-        // Labels by size, largest first; a stable sort keeps scipy's order among equals.
-        let mut order: Vec<usize> = (0..components.count()).collect();
-        order.sort_by(|&a, &b| components.sizes[b].cmp(&components.sizes[a]));
-        let mut keep = vec![false; components.count() + 1];
-        for &n in order.iter().take(params.int("count")?.max(1) as usize) {
-            keep[n + 1] = true;
-        }
+        let keep = components.largest(params.int("count")?.max(1) as usize, 0);
         let kept = mask::paint(&runs, |r| u8::from(keep[components.label_of_run[r] as usize]));
         context.progress(1.0);
         Ok(Outputs::from([output("mask", mask::image_like(&image, runs.grid, kept, id)?)]))
@@ -222,60 +216,10 @@ impl Tool for FillHoles {
         let runs = mask::foreground_runs(&image, id)?;
         context.progress(0.3);
         context.check_cancelled(id)?;
-        let grid = runs.grid;
-        let mut filled = vec![0u8; grid.len()];
-        if params.bool("slice_by_slice")? && grid.rank == 3 {
-            let plane = grid.dims[0] * grid.dims[1];
-            filled.par_chunks_mut(plane.max(1)).enumerate().for_each(|(k, out)| fill(&slice_runs(&runs, k), out));
-        } else {
-            fill(&runs, &mut filled);
-        }
+        let filled = mask::fill_holes(&runs, params.bool("slice_by_slice")?);
         context.progress(1.0);
-        Ok(Outputs::from([output("mask", mask::image_like(&image, grid, filled, id)?)]))
+        Ok(Outputs::from([output("mask", mask::image_like(&image, runs.grid, filled, id)?)]))
     }
-}
-
-/// The runs of axial slice `k` as a 2-D mask of their own.
-fn slice_runs(runs: &Runs, k: usize) -> Runs {
-    let [n0, n1, _] = runs.grid.dims;
-    let lines = &runs.first[k * n1..=(k + 1) * n1];
-    let base = lines[0];
-    Runs {
-        grid: Grid { dims: [n0, n1, 1], rank: 2 },
-        first: lines.iter().map(|f| f - base).collect(),
-        runs: runs.runs[base..lines[n1]].to_vec(),
-    }
-}
-
-/// Writes the mask and its holes into `out` (zeroed, `runs.grid`'s size): background runs
-/// are labelled with face connectivity, and regions that touch no border are filled.
-fn fill(runs: &Runs, out: &mut [u8]) {
-    let background = runs.complement();
-    let regions = mask::label(&background, Connectivity::Face);
-    let Grid { dims: [n0, n1, n2], rank } = runs.grid;
-    let mut open = vec![false; regions.count() + 1];
-    for line in 0..background.grid.lines() {
-        let (j, k) = (line % n1, line / n1);
-        let edge_line = j == 0 || j + 1 == n1 || (rank == 3 && (k == 0 || k + 1 == n2));
-        for r in background.first[line]..background.first[line + 1] {
-            let (s, e) = background.runs[r];
-            if edge_line || s == 0 || e as usize == n0 {
-                open[regions.label_of_run[r] as usize] = true;
-            }
-        }
-    }
-    let n0 = n0.max(1);
-    out.par_chunks_mut(n0).enumerate().for_each(|(line, row)| {
-        for &(s, e) in runs.of_line(line) {
-            row[s as usize..e as usize].fill(1);
-        }
-        for r in background.first[line]..background.first[line + 1] {
-            if !open[regions.label_of_run[r] as usize] {
-                let (s, e) = background.runs[r];
-                row[s as usize..e as usize].fill(1);
-            }
-        }
-    });
 }
 
 inventory::submit! { ToolEntry { build: || Arc::new(Threshold::new()) } }
