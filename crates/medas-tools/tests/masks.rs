@@ -36,6 +36,7 @@ for s, structure in shapes.items():
     for o, op in ops.items():
         np.save(out + f"/{o}_{s}.npy", op(m, structure=structure).astype(np.uint8))
 np.save(out + "/edt.npy", nd.distance_transform_edt(m, sampling=spacing))
+np.save(out + "/signed_edt.npy", nd.distance_transform_edt(~m, sampling=spacing) - nd.distance_transform_edt(m, sampling=spacing))
 "#;
 
 /// Runs tool `id` on one image input and returns its outputs.
@@ -176,6 +177,15 @@ fn distance_transform_matches_scipy_edt_with_spacing() {
     eprintln!("EDT vs scipy: max abs diff {max:e} mm, mean {mean:e} mm, largest distance {largest} mm");
     assert!(largest > 10.0, "largest distance {largest}");
     assert!(max <= 1e-4, "max abs diff {max} mm");
+    // Signed: edt(~mask) - edt(mask), positive outside.
+    let mut out = run("preprocess.distance_transform", "mask", &fixture.mask, json!({"signed": true})).unwrap();
+    let ours = image_voxels(image_out(&mut out, "distance").voxels());
+    let theirs = reference(fixture, "signed_edt");
+    let (max, mean) = medas_testkit::max_mean_difference(&ours, &theirs);
+    let (lowest, highest) = theirs.iter().fold((0.0f64, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    eprintln!("signed EDT vs scipy: max abs diff {max:e} mm, mean {mean:e} mm, range {lowest} to {highest} mm");
+    assert!(lowest < -10.0 && highest > 10.0, "range {lowest} to {highest}");
+    assert!(max <= 1e-4, "signed: max abs diff {max} mm");
 }
 
 #[test]
@@ -202,6 +212,8 @@ fn bad_parameters_and_masks_are_refused_clearly() {
     let full = mask.with_voxels(medas_image::Voxels::from_fortran_vec(mask.size(), vec![1u8; mask.voxels().len()]).unwrap()).unwrap();
     let e = error("preprocess.distance_transform", "mask", &full, json!({}));
     assert!(e.contains("no background voxel"), "{e}");
+    let e = error("preprocess.distance_transform", "mask", &empty, json!({"signed": true}));
+    assert!(e.contains("the mask has no foreground voxel, so distances to the foreground are undefined"), "{e}");
     // An empty mask has no regions, and nothing to fill.
     let mut out = run("preprocess.connected_components", "mask", &empty, json!({})).unwrap();
     assert!(matches!(out.remove("count"), Some(Data::Scalar(c)) if c == 0.0));

@@ -1,6 +1,7 @@
 //! `preprocess.distance_transform`: the exact Euclidean distance, in millimetres, from every
 //! foreground voxel to the nearest background voxel, as
-//! `scipy.ndimage.distance_transform_edt(mask, sampling=spacing)`.
+//! `scipy.ndimage.distance_transform_edt(mask, sampling=spacing)`, or the signed distance
+//! `edt(~mask) - edt(mask)` (negative inside).
 //!
 //! Separable (Felzenszwalb and Huttenlocher 2012): squared distances along axis 2 by two sweeps
 //! over whole slices, then along axis 0 and axis 1 by the lower envelope of parabolas
@@ -13,7 +14,7 @@ use crate::data::{Data, Inputs, Outputs, take_image};
 use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
-use crate::spec::{Category, PortSpec, PortType, ToolSpec};
+use crate::spec::{Category, ParamSpec, PortSpec, PortType, ToolSpec};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -28,9 +29,14 @@ impl DistanceTransform {
                 "Euclidean distance transform",
                 "For every foreground (non-zero) voxel, the exact Euclidean distance in millimetres to \
                  the nearest background voxel, using the image spacing; 0 on the background. Matches \
-                 scipy.ndimage.distance_transform_edt(mask, sampling=spacing) to float32 precision. A mask \
-                 with no background voxel is an error (the distance is undefined).",
+                 scipy.ndimage.distance_transform_edt(mask, sampling=spacing) to float32 precision. With \
+                 signed, background voxels get their distance to the nearest foreground voxel and \
+                 foreground voxels minus their distance to the nearest background voxel: \
+                 edt(~mask) - edt(mask) with scipy (the level-set convention, negative inside). A mask \
+                 with no background voxel (or, signed, no foreground voxel) is an error: the distance is \
+                 undefined.",
             )
+            .param(ParamSpec::bool("signed", "Signed distance: positive outside, negative inside.").default(false))
             .input(super::mask::mask_input())
             .output(PortSpec::new("distance", PortType::Image, "float32 distances in mm.")),
         )
@@ -42,40 +48,64 @@ impl Tool for DistanceTransform {
         &self.0
     }
 
-    fn run(&self, mut inputs: Inputs, _params: &Params, context: &Context) -> Result<Outputs, ToolError> {
+    fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "mask")?;
         let grid = mask::grid_of(&image, id)?;
-        let spacing = image.geometry().spacing();
-        let [s0, s1] = [spacing[0], spacing[1]];
-        let s2 = if grid.rank == 3 { spacing[2] } else { 1.0 };
-        let mut squared = along_slices(&image, grid, s2, id)?;
-        if !squared.par_iter().any(|&d| d == 0.0) && !squared.is_empty() {
-            return Err(failed(id, "the mask has no background voxel, so distances to the background are undefined"));
-        }
-        context.progress(0.3);
-        context.check_cancelled(id)?;
-        let n0 = grid.dims[0].max(1);
-        squared.par_chunks_mut(n0).for_each_init(Envelope::default, |envelope, line| envelope.line(line, 1, s0));
-        context.progress(0.6);
-        context.check_cancelled(id)?;
-        let plane = (grid.dims[0] * grid.dims[1]).max(1);
-        squared.par_chunks_mut(plane).for_each_init(Envelope::default, |envelope, slice| {
-            for i in 0..n0 {
-                envelope.line(&mut slice[i..], n0, s1);
-            }
-        });
-        context.check_cancelled(id)?;
-        squared.par_iter_mut().for_each(|d| *d = d.sqrt());
+        let distance = if params.bool("signed")? {
+            let outside = exact_distances(&image, grid, Targets::Foreground, context, id)?;
+            let mut inside = exact_distances(&image, grid, Targets::Background, context, id)?;
+            inside.par_iter_mut().zip(outside.par_iter()).for_each(|(d, &o)| *d = o - *d);
+            inside
+        } else {
+            exact_distances(&image, grid, Targets::Background, context, id)?
+        };
         context.progress(1.0);
-        Ok(Outputs::from([("distance".to_string(), Data::Image(mask::image_like(&image, grid, squared, id)?))]))
+        Ok(Outputs::from([("distance".to_string(), Data::Image(mask::image_like(&image, grid, distance, id)?))]))
     }
 }
 
-/// Squared distances (mm²) to the nearest background voxel along axis 2 alone (infinite where
+/// What distances are measured to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Targets {
+    /// The zero voxels: distances of the foreground, 0 on the background.
+    Background,
+    /// The non-zero voxels: distances of the background, 0 on the foreground.
+    Foreground,
+}
+
+/// The exact distance in mm from every voxel to the nearest voxel of `targets` (0 on them).
+fn exact_distances(image: &medas_image::Image, grid: Grid, targets: Targets, context: &Context, id: &str) -> Result<Vec<f32>, ToolError> {
+    let spacing = image.geometry().spacing();
+    let [s0, s1] = [spacing[0], spacing[1]];
+    let s2 = if grid.rank == 3 { spacing[2] } else { 1.0 };
+    let mut squared = along_slices(image, grid, s2, targets, id)?;
+    if !squared.par_iter().any(|&d| d == 0.0) && !squared.is_empty() {
+        let message = match targets {
+            Targets::Background => "the mask has no background voxel, so distances to the background are undefined",
+            Targets::Foreground => "the mask has no foreground voxel, so distances to the foreground are undefined",
+        };
+        return Err(failed(id, message));
+    }
+    context.check_cancelled(id)?;
+    let n0 = grid.dims[0].max(1);
+    squared.par_chunks_mut(n0).for_each_init(Envelope::default, |envelope, line| envelope.line(line, 1, s0));
+    context.check_cancelled(id)?;
+    let plane = (grid.dims[0] * grid.dims[1]).max(1);
+    squared.par_chunks_mut(plane).for_each_init(Envelope::default, |envelope, slice| {
+        for i in 0..n0 {
+            envelope.line(&mut slice[i..], n0, s1);
+        }
+    });
+    context.check_cancelled(id)?;
+    squared.par_iter_mut().for_each(|d| *d = d.sqrt());
+    Ok(squared)
+}
+
+/// Squared distances (mm²) to the nearest target voxel along axis 2 alone (infinite where
 /// a line has none), by a forward and a backward sweep over whole slices.
-fn along_slices(image: &medas_image::Image, grid: Grid, spacing: f64, id: &str) -> Result<Vec<f32>, ToolError> {
-    let mut steps = visit_mask(image, id, Unbounded)?;
+fn along_slices(image: &medas_image::Image, grid: Grid, spacing: f64, targets: Targets, id: &str) -> Result<Vec<f32>, ToolError> {
+    let mut steps = visit_mask(image, id, Unbounded(targets))?;
     let plane = (grid.dims[0] * grid.dims[1]).max(1);
     // Step counts to the nearest background voxel: forward, then backward.
     for k in 1..grid.dims[2] {
@@ -93,14 +123,15 @@ fn along_slices(image: &medas_image::Image, grid: Grid, spacing: f64, id: &str) 
     Ok(steps)
 }
 
-/// 0 on the background, infinite on the foreground.
-struct Unbounded;
+/// 0 on the target voxels, infinite elsewhere.
+struct Unbounded(Targets);
 
 impl MaskVisitor for Unbounded {
     type Output = Vec<f32>;
     fn visit<T: Copy + Default + PartialEq + Send + Sync>(self, values: &[T]) -> Vec<f32> {
         let zero = T::default();
-        values.par_iter().map(|&v| if v != zero { f32::INFINITY } else { 0.0 }).collect()
+        let on_foreground = self.0 == Targets::Foreground;
+        values.par_iter().map(|&v| if (v != zero) == on_foreground { 0.0 } else { f32::INFINITY }).collect()
     }
 }
 
