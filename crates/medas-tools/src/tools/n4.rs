@@ -387,3 +387,27 @@ impl Tool for N4BiasCorrection {
 }
 
 inventory::submit! { ToolEntry { build: || Arc::new(N4BiasCorrection::new()) } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_grid_sees_the_field_the_shrunk_grid_was_fitted_with() {
+        let shrunk = Shrunk::new([23, 17, 1], 3);
+        assert_eq!((shrunk.dims, shrunk.offset), ([7, 5, 1], [1, 1, 0]));
+        let points = [5, 6, 1];
+        let (coarse, fine) = (shrunk.bases(points), shrunk.full_bases(points));
+        for axis in 0..2 {
+            for s in 0..shrunk.dims[axis] {
+                let i = s * 3 + 1;
+                assert_eq!(coarse[axis].first[s], fine[axis].first[i], "axis {axis}, voxel {s}");
+                for (a, b) in coarse[axis].weights[s].iter().zip(&fine[axis].weights[i]) {
+                    assert!((a - b).abs() < 1e-9, "axis {axis}, voxel {s}: {a} vs {b}");
+                }
+            }
+        }
+        let indices = shrunk.full_indices();
+        assert_eq!((indices[0], indices[1], indices[7]), (1 + 23, 4 + 23, 1 + 23 * 4));
+    }
+}
