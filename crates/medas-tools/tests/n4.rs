@@ -5,10 +5,10 @@
 
 use medas_image::{Image, ScalarType};
 use medas_testkit::{expect_error, file, image_voxels, python, scratch_dir};
-use medas_tools::{Data, Inputs, Outputs, Registry, ToolError, run_tool};
+use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved, run_tool};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Shrink factor and iterations of both runs (modest, so that the test stays short).
 const SHRINK: i64 = 4;
@@ -214,4 +214,30 @@ fn a_two_dimensional_ramp_is_recovered() {
     let r = correlation(&log_field, &truth, &vec![1.0; n0 * n1]);
     eprintln!("2-D ramp: correlation of log fields {r:.4}");
     assert!(r >= 0.95, "2-D ramp: correlation {r}");
+}
+
+/// Progress rises to 1, each level logs its iterations and convergence, and a cancelled run
+/// stops with `Cancelled`.
+#[test]
+fn progress_and_convergence_are_reported_and_cancel_stops_the_fit() {
+    let image = small_image(&[24, 20, 12]);
+    let tool = Registry::global().get("preprocess.n4_bias_correction").unwrap();
+    let given = json!({"shrink_factor": 2, "iterations": [5, 5, 5], "default_mask": "all"});
+    let params = Params::resolve(tool.spec(), given.as_object().unwrap()).unwrap();
+    let (progress, lines) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let (on_progress, on_log) = (|p: f64| progress.lock().unwrap().push(p), |l: &str| lines.lock().unwrap().push(l.to_string()));
+    let cancel = CancelToken::new();
+    let context = Context::new(&on_progress, &on_log, &cancel, None);
+    let inputs = || Inputs::from([("image".to_string(), Data::Image(image.clone()))]);
+    run_resolved(tool.as_ref(), inputs(), &params, &context).unwrap();
+    let progress = progress.lock().unwrap().clone();
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]) && progress.last() == Some(&1.0), "{progress:?}");
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (level, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("N4 level {}/3: ", level + 1)) && line.contains(" convergence "), "{line}");
+    }
+    cancel.cancel();
+    let error = run_resolved(tool.as_ref(), inputs(), &params, &context).unwrap_err();
+    assert!(matches!(error, ToolError::Cancelled { .. }), "{error}");
 }
