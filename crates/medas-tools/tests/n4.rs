@@ -27,10 +27,11 @@ gm, wm = (sitk.GetArrayFromImage(sitk.ReadImage(p)) for p in (gm_path, wm_path))
 # Brain mask: nilearn's GM + WM probability maps (same grid as the template) summed > 0.5.
 mask = ((gm + wm) > 0.5).astype(np.uint8)
 # The known bias: exp of a low-order polynomial of the normalised voxel position (-1..1 along
-# each axis) plus one wide Gaussian bump, mean log 0 in the brain: about 0.82 to 1.17 there.
+# each axis) plus one wide Gaussian bump, mean log 0 in the brain: about 0.67 to 1.37 there,
+# the range of a strong 3 T receive field.
 k, j, i = np.meshgrid(*[np.linspace(-1.0, 1.0, n) for n in array.shape], indexing="ij")
-log_field = (0.12 * i - 0.10 * j + 0.08 * k + 0.06 * i * j - 0.05 * k * k
-             + 0.10 * np.exp(-((i - 0.3) ** 2 + (j + 0.2) ** 2 + k ** 2) / 0.5))
+log_field = 2.0 * (0.12 * i - 0.10 * j + 0.08 * k + 0.06 * i * j - 0.05 * k * k
+                   + 0.10 * np.exp(-((i - 0.3) ** 2 + (j + 0.2) ** 2 + k ** 2) / 0.5))
 log_field -= log_field[mask > 0].mean()
 
 def save(values, name):
@@ -125,11 +126,11 @@ fn log_field(image: &Image, mask: &Image) -> (Outputs, Vec<f64>) {
 
 /// The acceptance: the recovered field correlates >= 0.95 with the truth inside the
 /// brain mask. N4's field is defined up to a constant factor, so log fields are correlated
-/// (Pearson's r ignores the constant). The template is not flat itself: N4 finds a field of
-/// its own in it (r about 0.2 with the truth), so the field recovered for the known bias is
-/// N4's field on the biased template over N4's field on the template (log difference); that is
-/// the figure held to 0.95. The raw field's r is printed too and must not fall below
-/// SimpleITK's raw r on the same input by more than 0.02.
+/// (Pearson's r ignores the constant). The known field spans about 0.67 to 1.37 in the brain.
+/// The raw field (N4 on the biased template) is held to 0.95 and to SimpleITK's raw r on the
+/// same input less 0.02. The template is not flat itself (N4 finds a field of its own in it, r
+/// about 0.2 with the truth), so the known part alone, N4's field on the biased template over
+/// its field on the template, is held to 0.95 as well.
 #[test]
 fn recovers_a_known_bias_field_on_the_mni_template() {
     let Some(refs) = references() else { return };
@@ -162,6 +163,7 @@ fn recovers_a_known_bias_field_on_the_mni_template() {
         figure("raw"),
         figure("seconds")
     );
+    assert!(ours_raw >= 0.95, "raw field: r {ours_raw} below 0.95");
     assert!(ours_known >= 0.95, "known part: r {ours_known} below 0.95");
     assert!(ours_raw >= figure("raw") - 0.02, "raw field: r {ours_raw} vs SimpleITK {}", figure("raw"));
 }
