@@ -17,63 +17,36 @@ use std::sync::OnceLock;
 
 const REFERENCES: &str = r#"
 import json, sys, time
-import numpy as np
 import SimpleITK as sitk
 
-template, gm, wm, out = sys.argv[1:5]
+template, gm, wm, out, scripts = sys.argv[1:6]
+sys.path.insert(0, scripts)
+# The known transforms, the moving grid and SimpleITK's settings, shared with the benchmark.
+from bench_registration import moving_grid, register, truths
+
 fixed = sitk.ReadImage(template, sitk.sitkFloat32)
 brain = sitk.Cast((sitk.ReadImage(gm, sitk.sitkFloat32) + sitk.ReadImage(wm, sitk.sitkFloat32)) > 0.5, sitk.sitkUInt8)
 brain.CopyInformation(fixed)
 sitk.WriteImage(fixed, f"{out}/fixed.nrrd")
 sitk.WriteImage(brain, f"{out}/brain.nrrd")
-center = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+grid = moving_grid(fixed)
 
-# The moving grid: 1.5 mm, x axis flipped, covering the template's box.
-size = [int(np.ceil(n / 1.5)) + 4 for n in fixed.GetSize()]
-ends = np.array([fixed.GetOrigin(), fixed.TransformIndexToPhysicalPoint([n - 1 for n in fixed.GetSize()])])
-lo, hi = ends.min(axis=0), ends.max(axis=0)
-origin = (float(hi[0]) + 3.0, float(lo[1]) - 3.0, float(lo[2]) - 3.0)
-grid = sitk.Image(size, sitk.sitkFloat32)
-grid.SetSpacing((1.5, 1.5, 1.5)); grid.SetOrigin(origin); grid.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, 1))
-
-rigid = sitk.Euler3DTransform(center, 0.20, -0.12, 0.25, (12.0, -10.0, 8.0))
-affine = sitk.AffineTransform(3)
-affine.SetCenter(center)
-shape = np.array([[1.08, 0.04, 0.0], [-0.03, 0.95, 0.05], [0.02, 0.0, 1.04]])
-affine.SetMatrix((np.array(rigid.GetMatrix()).reshape(3, 3) @ shape).ravel().tolist())
-affine.SetTranslation((-9.0, 7.0, 11.0))
-
-def register(kind, moving):
-    init = sitk.CenteredTransformInitializer(fixed, moving, kind(), sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(50)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.1, 42)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-3, 200, 0.5, 1e-4)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-    method.SetInitialTransform(init, inPlace=False)
-    start = time.perf_counter()
-    result = method.Execute(fixed, moving)
-    seconds = time.perf_counter() - start
-    while result.GetName() == "CompositeTransform":
-        result = sitk.CompositeTransform(result).GetNthTransform(0)
-    result = result.Downcast()
-    return {"transform": result.GetName() + "_double_3_3", "parameters": list(result.GetParameters()),
-            "center": list(result.GetFixedParameters()[:3]), "seconds": seconds,
-            "metric": method.GetMetricValue(), "iterations": method.GetOptimizerIteration()}
+def described(transform):
+    while transform.GetName() == "CompositeTransform":
+        transform = sitk.CompositeTransform(transform).GetNthTransform(0)
+    transform = transform.Downcast()
+    return {"transform": transform.GetName() + "_double_3_3", "parameters": list(transform.GetParameters()),
+            "center": list(transform.GetFixedParameters()[:3])}
 
 report = {}
-for name, truth, kind in (("rigid", rigid, sitk.Euler3DTransform), ("affine", affine, lambda: sitk.AffineTransform(3))):
+for name, truth in truths(fixed).items():
     moving = sitk.Resample(fixed, grid, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     sitk.WriteImage(moving, f"{out}/moving_{name}.nrrd")
     sitk.WriteImage(sitk.Resample(brain, grid, truth, sitk.sitkNearestNeighbor, 0), f"{out}/moving_brain_{name}.nrrd")
-    report[name] = {"truth": {"transform": truth.GetName() + "_double_3_3", "parameters": list(truth.GetParameters()),
-                              "center": list(truth.GetFixedParameters()[:3])},
-                    "simpleitk": register(kind, moving)}
+    start = time.perf_counter()
+    result, method = register(fixed, moving, name)
+    theirs = described(result) | {"seconds": time.perf_counter() - start, "iterations": method.GetOptimizerIteration()}
+    report[name] = {"truth": described(truth), "simpleitk": theirs}
 json.dump(report, open(f"{out}/report.json", "w"))
 "#;
 
@@ -85,7 +58,8 @@ fn references() -> Option<&'static Path> {
     let wm = file("nilearn/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")?;
     let dir = DIR.get_or_init(|| {
         let dir = scratch_dir("tools-registration");
-        python(REFERENCES, &[template.as_os_str(), gm.as_os_str(), wm.as_os_str(), dir.as_os_str()]);
+        let scripts = medas_testkit::repo_root().join("scripts");
+        python(REFERENCES, &[template.as_os_str(), gm.as_os_str(), wm.as_os_str(), dir.as_os_str(), scripts.as_os_str()]);
         dir
     });
     Some(dir.as_path())

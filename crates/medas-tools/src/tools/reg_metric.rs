@@ -31,6 +31,8 @@ pub enum Strategy {
 pub struct Samples {
     pub points: Vec<Point>,
     pub values: Vec<f32>,
+    /// Smallest and largest sample value.
+    pub range: (f64, f64),
 }
 
 /// The samples of `fixed` chosen by `strategy` among voxels where `inside` holds.
@@ -58,8 +60,9 @@ pub fn draw_samples(fixed: &Volume, strategy: Strategy, inside: impl Fn(&Point) 
             inside(&point).then_some((point, fixed.values[n]))
         })
         .collect();
-    let (points, values) = chosen.into_iter().unzip();
-    Samples { points, values }
+    let (points, values): (Vec<Point>, Vec<f32>) = chosen.into_iter().unzip();
+    let range = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v as f64), b.max(v as f64)));
+    Samples { points, values, range }
 }
 
 /// A metric value and its gradient over the transform parameters.
@@ -94,7 +97,7 @@ pub fn evaluate(metric: Metric, samples: &Samples, moving: &Volume, transform: &
     let (value, weights) = match metric {
         Metric::MeanSquares => mean_squares(&samples.values, &probes, used),
         Metric::Correlation => correlation(&samples.values, &probes, used),
-        Metric::Mattes { bins } => mattes(&samples.values, &probes, used, bins, moving),
+        Metric::Mattes { bins } => mattes(samples, &probes, used, bins, moving.range),
     };
     let n = transform.parameters.len();
     let derivatives = transform.derivatives();
@@ -182,11 +185,11 @@ impl Bins {
 }
 
 /// Negated Mattes mutual information over the samples inside.
-fn mattes(fixed: &[f32], probes: &[Probe], used: usize, bins: usize, moving: &Volume) -> (f64, Vec<f64>) {
-    let range = |values: &mut dyn Iterator<Item = f64>| values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (fmin, fmax) = range(&mut fixed.iter().map(|&v| v as f64));
-    let (mmin, mmax) = range(&mut moving.values.iter().map(|&v| v as f64));
-    let (fixed_bins, moving_bins) = (Bins::new(fmin, fmax, bins), Bins::new(mmin, mmax, bins));
+/// Bins span the fixed samples' range and the moving image's (at this pyramid level).
+fn mattes(samples: &Samples, probes: &[Probe], used: usize, bins: usize, moving_range: (f64, f64)) -> (f64, Vec<f64>) {
+    let fixed = &samples.values;
+    let fixed_bins = Bins::new(samples.range.0, samples.range.1, bins);
+    let moving_bins = Bins::new(moving_range.0, moving_range.1, bins);
     let fixed_bin = |f: f32| fixed_bins.term(f as f64).floor() as usize;
     let joint = fixed
         .par_iter()

@@ -14,6 +14,17 @@ pub struct Volume {
     pub size: [usize; 3],
     pub to_point: (Matrix, Point),
     pub to_index: (Matrix, Point),
+    /// Smallest and largest value (Mattes MI's histogram range).
+    pub range: (f64, f64),
+}
+
+fn value_range(values: &[f32]) -> (f64, f64) {
+    let fold = |(a, b): (f32, f32), v: &f32| (a.min(*v), b.max(*v));
+    let (low, high) = values.par_chunks(1 << 16).map(|c| c.iter().fold((f32::MAX, f32::MIN), fold)).reduce(
+        || (f32::MAX, f32::MIN),
+        |x, y| (x.0.min(y.0), x.1.max(y.1)),
+    );
+    (low as f64, high as f64)
 }
 
 /// `M = direction * diag(spacing)` and its inverse map, from a 3-D geometry.
@@ -53,10 +64,10 @@ pub fn check_3d(image: &Image) -> Result<(), String> {
 impl Volume {
     /// The voxels of a 3-D scalar image (see [`check_3d`]) as f32.
     pub fn from_image(image: &Image) -> Volume {
-        let values = with_voxels!(image.voxels(), a => fortran_values(a).iter().map(|v| v.to_f64() as f32).collect());
+        let values: Vec<f32> = with_voxels!(image.voxels(), a => fortran_values(a).iter().map(|v| v.to_f64() as f32).collect());
         let size = [image.size()[0], image.size()[1], image.size()[2]];
         let (to_point, to_index) = index_maps(image.geometry());
-        Volume { values, size, to_point, to_index }
+        Volume { range: value_range(&values), values, size, to_point, to_index }
     }
 
     pub fn len(&self) -> usize {
@@ -145,7 +156,8 @@ impl Volume {
         m.iter_mut().for_each(|row| row.iter_mut().for_each(|v| *v *= factor as f64));
         let inverse = invert(&m);
         let back = apply_matrix(&inverse, &self.to_point.1).map(|v| -v);
-        Volume { values, size: [shape[0], shape[1], shape[2]], to_point: (m, self.to_point.1), to_index: (inverse, back) }
+        let size = [shape[0], shape[1], shape[2]];
+        Volume { range: value_range(&values), values, size, to_point: (m, self.to_point.1), to_index: (inverse, back) }
     }
 }
 
