@@ -136,6 +136,14 @@ fn center_of_mass(volume: &Volume) -> Point {
     if weight > 0.0 { sum.map(|s| s / weight) } else { volume.center() }
 }
 
+/// Whether physical point `p` falls in a non-zero voxel of `mask` (nearest voxel).
+fn in_mask(mask: &Volume, p: &Point) -> bool {
+    let i = mask.index(p);
+    let k = [0, 1, 2].map(|a| (i[a] + 0.5).floor());
+    (0..3).all(|a| k[a] >= 0.0 && k[a] < mask.size[a] as f64)
+        && mask.values[k[0] as usize + mask.size[0] * (k[1] as usize + mask.size[1] * k[2] as usize)] != 0.0
+}
+
 fn check_image(id: &str, port: &str, image: &Image) -> Result<(), ToolError> {
     check_3d(image).map_err(|e| ToolError::Failed { tool: id.into(), message: format!("input {port:?} {e}") })
 }
@@ -164,14 +172,7 @@ impl Tool for Register {
         let (fixed, moving) = (Volume::from_image(&fixed_image), Volume::from_image(&moving_image));
         let mut transform = initial_transform(kind, &fixed, &moving, params.text("initializer")? == "moments");
         let mask_volume = mask.as_ref().map(Volume::from_image);
-        let inside = |p: &Point| {
-            mask_volume.as_ref().is_none_or(|m| {
-                let i = m.index(p);
-                let k = [0, 1, 2].map(|a| (i[a] + 0.5).floor());
-                (0..3).all(|a| k[a] >= 0.0 && k[a] < m.size[a] as f64)
-                    && m.values[k[0] as usize + m.size[0] * (k[1] as usize + m.size[1] * k[2] as usize)] != 0.0
-            })
-        };
+        let inside = |p: &Point| mask_volume.as_ref().is_none_or(|mask| in_mask(mask, p));
         let failed = |message: String| ToolError::Failed { tool: id.into(), message };
         let total = (levels.len() * settings.iterations) as f64;
         for (level, &(factor, sigma)) in levels.iter().enumerate() {
