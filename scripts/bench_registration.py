@@ -1,0 +1,107 @@
+"""Prepares the registration benchmark's images (the MNI template and two moved copies; tests/
+registration.rs imports the same transforms, grid and settings from here) and,
+after scripts/bench-registration ran MEDAS on them, times SimpleITK's ImageRegistrationMethod
+with the same settings on the same images and prints MEDAS's time as a fraction of it, with the
+target-registration error of both (mean over the GM+WM > 0.5 brain mask)."""
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import SimpleITK as sitk
+
+
+def truths(fixed):
+    """The known transforms of tests/registration.rs (about the template's centre)."""
+    center = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+    rigid = sitk.Euler3DTransform(center, 0.20, -0.12, 0.25, (12.0, -10.0, 8.0))
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(center)
+    shape = np.array([[1.08, 0.04, 0.0], [-0.03, 0.95, 0.05], [0.02, 0.0, 1.04]])
+    affine.SetMatrix((np.array(rigid.GetMatrix()).reshape(3, 3) @ shape).ravel().tolist())
+    affine.SetTranslation((-9.0, 7.0, 11.0))
+    return {"rigid": rigid, "affine": affine}
+
+
+def moving_grid(fixed):
+    """1.5 mm, x flipped, covering the template's box (as the test's moving grid)."""
+    size = [int(np.ceil(n / 1.5)) + 4 for n in fixed.GetSize()]
+    ends = np.array([fixed.GetOrigin(), fixed.TransformIndexToPhysicalPoint([n - 1 for n in fixed.GetSize()])])
+    lo, hi = ends.min(axis=0), ends.max(axis=0)
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing((1.5, 1.5, 1.5))
+    grid.SetOrigin((float(hi[0]) + 3.0, float(lo[1]) - 3.0, float(lo[2]) - 3.0))
+    grid.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, 1))
+    return grid
+
+
+def prepare(nilearn, work):
+    fixed = sitk.ReadImage(f"{nilearn}/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", sitk.sitkFloat32)
+    sitk.WriteImage(fixed, f"{work}/fixed.nrrd")
+    grid = moving_grid(fixed)
+    for kind, truth in truths(fixed).items():
+        sitk.WriteImage(sitk.Resample(fixed, grid, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32), f"{work}/moving_{kind}.nrrd")
+
+
+def register(fixed, moving, kind):
+    """SimpleITK's registration with the settings MEDAS gets (benches/registration.rs)."""
+    initial = sitk.Euler3DTransform() if kind == "rigid" else sitk.AffineTransform(3)
+    init = sitk.CenteredTransformInitializer(fixed, moving, initial, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(50)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.1, 42)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-3, 200, 0.5, 1e-4)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    method.SetInitialTransform(init, inPlace=False)
+    result = method.Execute(fixed, moving)
+    # The moving image resampled onto the fixed grid, as MEDAS's tool outputs it.
+    sitk.Resample(moving, fixed, result, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return result, method
+
+
+def tre(truth, found, points):
+    """Mean |T_true(T(x)) - x| over the points (mm)."""
+    back = np.array([truth.TransformPoint(found.TransformPoint(p)) for p in points])
+    return float(np.linalg.norm(back - points, axis=1).mean())
+
+
+def brain_points(nilearn, fixed, every=50):
+    gm = sitk.GetArrayFromImage(sitk.ReadImage(f"{nilearn}/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"))
+    wm = sitk.GetArrayFromImage(sitk.ReadImage(f"{nilearn}/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"))
+    k, j, i = np.nonzero(gm + wm > 0.5)
+    return np.array([fixed.TransformIndexToPhysicalPoint((int(a), int(b), int(c))) for a, b, c in zip(i[::every], j[::every], k[::every])])
+
+
+def compare(nilearn, work, repeats):
+    fixed = sitk.ReadImage(f"{work}/fixed.nrrd")
+    points = brain_points(nilearn, fixed)
+    print(f"MNI T1 template {'x'.join(map(str, fixed.GetSize()))} float32 -> moved copy on a 1.5 mm x-flipped grid; "
+          f"best of {repeats}, {os.cpu_count()} cores, SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads")
+    print(f"{'case':28} {'SimpleITK s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12} {'TRE sitk mm':>12} {'TRE MEDAS mm':>13}")
+    for kind, truth in truths(fixed).items():
+        moving = sitk.ReadImage(f"{work}/moving_{kind}.nrrd")
+        ours = json.load(open(f"{work}/medas_{kind}.json"))
+        mine = ours["tools"][f"register_{kind}_mattes"]["best_s"]
+        times, result = [], None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result, _ = register(fixed, moving, kind)
+            times.append(time.perf_counter() - start)
+        theirs = min(times)
+        our_transform = sitk.ReadTransform(os.path.join(tempfile.gettempdir(), f"medas_bench_{kind}.tfm"))
+        print(f"register {kind:8} Mattes MI    {theirs:12.2f} {mine:9.2f} {mine / theirs:12.2f} "
+              f"{tre(truth, result, points):12.3f} {tre(truth, our_transform, points):13.3f}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "prepare":
+        prepare(sys.argv[2], sys.argv[3])
+    else:
+        compare(sys.argv[2], sys.argv[3], int(sys.argv[4]))
