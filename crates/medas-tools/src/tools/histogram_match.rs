@@ -23,13 +23,13 @@ struct Landmarks {
 
 impl Landmarks {
     fn of(image: &Image, levels: usize, match_points: usize, at_mean: bool, what: &str, tool: &str) -> Result<Landmarks, ToolError> {
-        let moments = stats::moments(image.voxels(), None);
-        if moments.count == 0 || moments.min >= moments.max {
-            let why = if moments.count == 0 { "has no non-NaN value".to_string() } else { format!("is constant ({})", moments.min) };
+        let summary = stats::summary(image.voxels(), None);
+        if summary.count == 0 || summary.min >= summary.max {
+            let why = if summary.count == 0 { "has no non-NaN value".to_string() } else { format!("is constant ({})", summary.min) };
             return Err(failed(tool, format!("the {what} {why}, so it has no histogram to match")));
         }
-        let (min, max) = (moments.min, moments.max);
-        let threshold = if at_mean { moments.mean } else { min };
+        let (min, max) = (summary.min, summary.max);
+        let threshold = if at_mean { summary.mean } else { min };
         let counts = counts_above(image, threshold, max, levels);
         let histogram = ItkHistogram { threshold, min, max, counts };
         let mut points = vec![threshold];

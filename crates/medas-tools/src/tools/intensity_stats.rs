@@ -1,5 +1,5 @@
-//! Kernels the intensity tools share: the voxels an optional mask selects, their moments and
-//! order statistics (numpy.percentile's), and float32 results on the input's grid.
+//! Kernels the intensity tools share: the voxels an optional mask selects, their mean and std,
+//! their order statistics (numpy.percentile's), and float32 results on the input's grid.
 //!
 //! NaN voxels are never counted (as numpy's nan-functions); a mask is any image on the same
 //! grid, a voxel is selected where the mask is non-zero (and not NaN).
@@ -84,44 +84,44 @@ pub fn fold_selected<T: Scalar, A: Send>(
     }
 }
 
-/// Count, range, mean and population standard deviation (ddof = 0) of the selected values.
+/// Count, range and mean of the selected values.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Moments {
+pub struct Summary {
     pub count: u64,
     pub min: f64,
     pub max: f64,
     pub mean: f64,
-    pub std: f64,
 }
 
-/// The moments of the selected values, in two passes (mean, then squared deviations from it,
-/// as numpy's std does), in double precision.
-pub fn moments(voxels: &Voxels, selection: Option<&Selection>) -> Moments {
-    with_voxels!(voxels, a => moments_of(a, selection))
-}
-
-fn moments_of<T: Scalar>(array: &ArcArray<T, IxDyn>, selection: Option<&Selection>) -> Moments {
-    let (count, sum, min, max) = fold_selected(
-        array,
+/// The summary of the selected values, in one parallel pass, in double precision.
+pub fn summary(voxels: &Voxels, selection: Option<&Selection>) -> Summary {
+    let (count, sum, min, max) = with_voxels!(voxels, a => fold_selected(
+        a,
         selection,
         || (0u64, 0.0, f64::INFINITY, f64::NEG_INFINITY),
         |(n, s, lo, hi), x| (n + 1, s + x, lo.min(x), hi.max(x)),
         |a, b| (a.0 + b.0, a.1 + b.1, a.2.min(b.2), a.3.max(b.3)),
-    );
-    let mean = sum / count as f64;
-    let squares = fold_selected(array, selection, || 0.0, |s, x| s + (x - mean) * (x - mean), |a, b| a + b);
-    Moments { count, min, max, mean, std: (squares / count as f64).sqrt() }
+    ));
+    Summary { count, min, max, mean: sum / count as f64 }
+}
+
+/// The population standard deviation (ddof = 0) of the selected values about their `mean`,
+/// from the squared deviations as numpy's std computes it.
+pub fn std_about(voxels: &Voxels, selection: Option<&Selection>, summary: &Summary) -> f64 {
+    let mean = summary.mean;
+    let squares = with_voxels!(voxels, a => fold_selected(a, selection, || 0.0, |s, x| s + (x - mean) * (x - mean), |a, b| a + b));
+    (squares / summary.count as f64).sqrt()
 }
 
 /// numpy.percentile(values, q) with its default 'linear' method, for each `q` in 0..=100,
 /// over the selected non-NaN values (numpy.nanpercentile, then). `None` when none is selected.
 pub fn percentiles(voxels: &Voxels, selection: Option<&Selection>, qs: &[f64]) -> Option<Vec<f64>> {
-    let range = moments_range(voxels, selection);
-    if range.0 == 0 {
+    let range = summary(voxels, selection);
+    if range.count == 0 {
         return None;
     }
     // numpy: virtual index (n - 1) * q / 100 between the ranks floor and floor + 1.
-    let n = range.0;
+    let n = range.count;
     let positions: Vec<(usize, usize, f64)> = qs
         .iter()
         .map(|q| {
@@ -148,22 +148,12 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
     if t >= 0.5 { b - difference * (1.0 - t) } else { a + difference * t }
 }
 
-/// (count, min, max) of the selected non-NaN values.
-fn moments_range(voxels: &Voxels, selection: Option<&Selection>) -> (u64, f64, f64) {
-    with_voxels!(voxels, a => fold_selected(
-        a,
-        selection,
-        || (0u64, f64::INFINITY, f64::NEG_INFINITY),
-        |(n, lo, hi), x| (n + 1, lo.min(x), hi.max(x)),
-        |a, b| (a.0 + b.0, a.1.min(b.1), a.2.max(b.2)),
-    ))
-}
-
 /// Integer ranges up to this many values are ranked by counting each value (no copy).
 const COUNTED_RANGE: f64 = 65536.0;
 
 /// The values of the given ranks (ascending, each below `count`) in the sorted selection.
-fn ranked_values<T: Scalar>(array: &ArcArray<T, IxDyn>, selection: Option<&Selection>, ranks: &[usize], (count, min, max): (u64, f64, f64)) -> Vec<f64> {
+fn ranked_values<T: Scalar>(array: &ArcArray<T, IxDyn>, selection: Option<&Selection>, ranks: &[usize], range: Summary) -> Vec<f64> {
+    let (min, max) = (range.min, range.max);
     if !T::TYPE.is_float() && max - min < COUNTED_RANGE {
         let slots = (max - min) as usize + 1;
         let counts = fold_selected(
@@ -188,7 +178,6 @@ fn ranked_values<T: Scalar>(array: &ArcArray<T, IxDyn>, selection: Option<&Selec
             }
             values.push(min + slot as f64);
         }
-        debug_assert!(below <= count);
         return values;
     }
     // Other types: one copy of the selected values, partially sorted around each rank.
@@ -262,12 +251,10 @@ mod tests {
     #[test]
     fn selection_limits_moments_and_percentiles() {
         let values = voxels(vec![1u8, 2, 3, 100]);
-        let selection = Zip::from(&ArcArray::<u8, IxDyn>::from_shape_vec(IxDyn(&[4]), vec![1, 1, 1, 0]).unwrap())
-            .map_collect(|&v| v)
-            .into_shared();
-        let m = moments(&values, Some(&selection));
-        assert_eq!((m.count, m.min, m.max, m.mean), (3, 1.0, 3.0, 2.0));
-        assert!((m.std - (2.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        let selection = ArcArray::from_shape_vec(IxDyn(&[4]), vec![1u8, 1, 1, 0]).unwrap();
+        let s = summary(&values, Some(&selection));
+        assert_eq!((s.count, s.min, s.max, s.mean), (3, 1.0, 3.0, 2.0));
+        assert!((std_about(&values, Some(&selection), &s) - (2.0f64 / 3.0).sqrt()).abs() < 1e-15);
         assert_eq!(percentiles(&values, Some(&selection), &[50.0, 100.0]).unwrap(), vec![2.0, 3.0]);
     }
 }

@@ -177,10 +177,12 @@ impl Tool for MultiOtsu {
             let message = format!("{classes} classes over {bins} bins means {tries:.2e} threshold combinations, more than 1e9; use fewer classes or bins");
             return Err(failed(id, message));
         }
-        let stats = image.voxels().stats();
-        let histogram = Histogram::of(image.voxels(), bins).ok_or_else(|| match stats.count {
-            0 => failed(id, "the image has no finite values, so no thresholds"),
-            _ => failed(id, format!("every finite value of the image is {}, so no thresholds", stats.min)),
+        let histogram = Histogram::of(image.voxels(), bins).ok_or_else(|| {
+            let stats = image.voxels().stats();
+            match stats.count {
+                0 => failed(id, "the image has no finite values, so no thresholds"),
+                _ => failed(id, format!("every finite value of the image is {}, so no thresholds", stats.min)),
+            }
         })?;
         context.progress(0.3);
         context.check_cancelled(id)?;

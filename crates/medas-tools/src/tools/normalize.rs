@@ -56,17 +56,17 @@ impl Tool for ZScore {
         let id = &self.0.id;
         let image = take_greyscale(&mut inputs, id, "image")?;
         let selection = take_selection(&mut inputs, &image, id)?;
-        let moments = stats::moments(image.voxels(), selection.as_ref());
+        let summary = stats::summary(image.voxels(), selection.as_ref());
         let region = if selection.is_some() { "masked voxels" } else { "voxels" };
-        if moments.count == 0 {
+        if summary.count == 0 {
             return Err(failed(id, format!("there are no non-NaN {region}, so no mean and std")));
         }
-        if !(moments.std.is_finite() && moments.std > 0.0) {
-            return Err(failed(id, format!("the std of the {} {region} is {}, so they cannot be z-scored", moments.count, moments.std)));
+        let (mean, std) = (summary.mean, stats::std_about(image.voxels(), selection.as_ref(), &summary));
+        if !(std.is_finite() && std > 0.0) {
+            return Err(failed(id, format!("the std of the {} {region} is {std}, so they cannot be z-scored", summary.count)));
         }
         context.progress(0.5);
         context.check_cancelled(id)?;
-        let (mean, std) = (moments.mean, moments.std);
         let zero_outside = params.text("outside_mask")? == "zero";
         let restrict = if zero_outside { selection.as_ref() } else { None };
         let normalised = stats::map_to_f32(&image, restrict, 0.0, |x| (x - mean) / std, id)?;
