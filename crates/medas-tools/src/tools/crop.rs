@@ -239,8 +239,8 @@ mod tests {
     #[test]
     fn bounding_box_with_margin_is_clipped() {
         let mut values = vec![0u8; 5 * 4 * 3];
-        values[1 + 5 * 2 + 20 * 1] = 1; // (1, 2, 1)
-        values[3 + 5 * 2 + 20 * 1] = 7; // (3, 2, 1)
+        values[1 + 5 * 2 + 20] = 1; // (1, 2, 1): i + 5 j + 20 k
+        values[3 + 5 * 2 + 20] = 7; // (3, 2, 1)
         let mask = Image::from_voxels(Voxels::from_fortran_vec(&[5, 4, 3], values).unwrap()).unwrap();
         let window = bounding_box(&mask, &[0, 1, 5], "t").unwrap().unwrap();
         assert_eq!(window, Window { start: vec![1, 1, 0], size: vec![3, 3, 3] });
