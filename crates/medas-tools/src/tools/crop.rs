@@ -8,9 +8,9 @@ use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
-use crate::tools::bad_param;
 use crate::tools::mask::{failed, foreground_runs};
 use crate::tools::orient::{fortran_copy, output};
+use crate::tools::resample::per_axis;
 use medas_image::{Geometry, Image, Scalar, VoxelArray, with_voxels};
 use ndarray::{ArcArray, Array, IxDyn, ShapeBuilder, Slice, Zip};
 use serde_json::json;
@@ -155,18 +155,6 @@ impl CropPad {
         )
     }
 
-    /// List parameter `name` as one value per spatial axis of `image`.
-    fn per_axis(&self, params: &Params, name: &str, image: &Image) -> Result<Vec<usize>, ToolError> {
-        let list = params.value(name).and_then(|v| v.as_array()).cloned().unwrap_or_default();
-        let values: Vec<usize> = list.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect();
-        let n = image.dimension();
-        match values[..] {
-            [one] => Ok(vec![one; n]),
-            _ if values.len() == n => Ok(values),
-            _ => Err(bad_param(&self.0.id, name, format!("holds {} values; this {n}-D image needs 1 or {n}", values.len()))),
-        }
-    }
-
     fn window(&self, inputs: &mut Inputs, params: &Params, image: &Image) -> Result<Window, ToolError> {
         let id = &self.0.id;
         match params.text("mode")? {
@@ -180,15 +168,15 @@ impl CropPad {
                     );
                     return Err(failed(id, message));
                 }
-                let margin = self.per_axis(params, "margin", image)?;
+                let margin = per_axis(id, params, "margin", image)?;
                 bounding_box(&mask, &margin, id)?.ok_or_else(|| failed(id, "the mask has no foreground voxel"))
             }
             "multiple" => {
-                let multiple = self.per_axis(params, "multiple", image)?;
+                let multiple = per_axis(id, params, "multiple", image)?;
                 let size: Vec<usize> = image.size().iter().zip(&multiple).map(|(&n, &m)| n.div_ceil(m) * m).collect();
                 Ok(Window::centred(image.size(), &size))
             }
-            _ => Ok(Window::centred(image.size(), &self.per_axis(params, "size", image)?)),
+            _ => Ok(Window::centred(image.size(), &per_axis(id, params, "size", image)?)),
         }
     }
 }
