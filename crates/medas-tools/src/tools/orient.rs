@@ -134,7 +134,9 @@ pub fn reorientation(geometry: &Geometry, target: [(usize, f64); 3]) -> Result<A
 /// A copy of `view` stored first axis fastest (as the readers store voxels), in parallel.
 pub fn fortran_copy<T: Copy + Send + Sync>(view: &ArrayViewD<'_, T>) -> ArcArray<T, IxDyn> {
     let mut out = Array::uninit(IxDyn(view.shape()).f());
-    Zip::from(&mut out).and(view).par_for_each(|o, &v| _ = o.write(v));
+    // Reversed axes make `out` C-ordered, so that the Zip runs along its contiguous first axis.
+    let (target, source) = (out.view_mut().reversed_axes(), view.view().reversed_axes());
+    Zip::from(target).and(source).par_for_each(|o, &v| _ = o.write(v));
     // SAFETY: the Zip above wrote every element of `out`.
     unsafe { out.assume_init() }.into_shared()
 }

@@ -41,24 +41,38 @@ pub fn warp<T: Scalar>(input: &[T], shape: [usize; 3], out_shape: [usize; 3], ma
             });
             Warped::Same(out)
         }
-        _ => {
+        Interpolator::Linear => {
+            let values: Vec<f32> = input.iter().map(|v| v.to_f64() as f32).collect();
+            Warped::Float(sample(&values, shape, out_shape, map, default, linear_taps))
+        }
+        Interpolator::BSpline => {
             let mut values: Vec<f32> = input.iter().map(|v| v.to_f64() as f32).collect();
-            if interpolator == Interpolator::BSpline {
-                (0..3).for_each(|axis| bspline_prefilter(&mut values, &shape, axis));
-            }
-            let taps = if interpolator == Interpolator::BSpline { bspline_taps } else { linear_taps };
-            let mut out = vec![default as f32; total];
-            out.par_chunks_mut(line).enumerate().for_each(|(l, out)| {
-                let start = line_start(map, l, out_shape);
-                for (i, o) in out.iter_mut().enumerate() {
-                    if let Some(x) = inside(&point(map, start, i), shape) {
-                        *o = interpolate(&values, shape, &x, taps);
-                    }
-                }
-            });
-            Warped::Float(out)
+            (0..3).for_each(|axis| bspline_prefilter(&mut values, &shape, axis));
+            Warped::Float(sample(&values, shape, out_shape, map, default, bspline_taps))
         }
     }
+}
+
+/// Every output voxel inside the input as the `N`-tap separable interpolation `taps` of
+/// `values`; `default` elsewhere.
+fn sample<const N: usize>(
+    values: &[f32],
+    shape: [usize; 3],
+    out_shape: [usize; 3],
+    map: &IndexMap,
+    default: f64,
+    taps: impl Fn(f64, usize) -> ([usize; N], [f32; N]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![default as f32; out_shape.iter().product()];
+    out.par_chunks_mut(out_shape[0].max(1)).enumerate().for_each(|(l, out)| {
+        let start = line_start(map, l, out_shape);
+        for (i, o) in out.iter_mut().enumerate() {
+            if let Some(x) = inside(&point(map, start, i), shape) {
+                *o = interpolate(values, shape, &x, &taps);
+            }
+        }
+    });
+    out
 }
 
 /// A 2-D or 3-D image's voxels (`components` values per voxel, on a last axis) resampled by
@@ -118,36 +132,29 @@ fn inside(x: &[f64; 3], shape: [usize; 3]) -> Option<[f64; 3]> {
     (0..3).all(|a| x[a] >= -0.5 && x[a] < shape[a] as f64 - 0.5).then_some(*x)
 }
 
-/// First input index and 4 weights (unused ones 0) along one axis of `len` voxels at `x`.
-type Taps = fn(f64, usize) -> ([usize; 4], [f32; 4]);
-
-fn linear_taps(x: f64, len: usize) -> ([usize; 4], [f32; 4]) {
+/// Along one axis of `len` voxels at `x`: the two neighbours and their weights (edge repeated).
+fn linear_taps(x: f64, len: usize) -> ([usize; 2], [f32; 2]) {
     let last = len - 1;
     let base = (x.floor().max(0.0) as usize).min(last);
     let t = if base < last { (x - base as f64).clamp(0.0, 1.0) } else { 0.0 };
-    ([base, (base + 1).min(last), base, base], [(1.0 - t) as f32, t as f32, 0.0, 0.0])
+    ([base, (base + 1).min(last)], [(1.0 - t) as f32, t as f32])
 }
 
+/// Along one axis of `len` voxels at `x`: the four coefficients (mirrored) and their weights.
 fn bspline_taps(x: f64, len: usize) -> ([usize; 4], [f32; 4]) {
     let weights = cubic_bspline_weights(x - x.floor());
     let first = x.floor() as isize - 1;
     (std::array::from_fn(|k| mirror(first + k as isize, len)), weights.map(|w| w as f32))
 }
 
-fn interpolate(values: &[f32], shape: [usize; 3], x: &[f64; 3], taps: Taps) -> f32 {
+fn interpolate<const N: usize>(values: &[f32], shape: [usize; 3], x: &[f64; 3], taps: &impl Fn(f64, usize) -> ([usize; N], [f32; N])) -> f32 {
     let [(i, wi), (j, wj), (k, wk)] = [0, 1, 2].map(|a| taps(x[a], shape[a]));
     let mut sum = 0.0f32;
-    for c in 0..4 {
-        if wk[c] == 0.0 {
-            continue;
-        }
-        for b in 0..4 {
-            let w = wk[c] * wj[b];
-            if w == 0.0 {
-                continue;
-            }
+    for c in 0..N {
+        for b in 0..N {
             let row = &values[shape[0] * (j[b] + shape[1] * k[c])..];
-            sum += w * (0..4).map(|a| wi[a] * row[i[a]]).sum::<f32>();
+            let along: f32 = (0..N).map(|a| wi[a] * row[i[a]]).sum();
+            sum += wk[c] * wj[b] * along;
         }
     }
     sum
