@@ -3,7 +3,7 @@
 //! one JSON line with the best and median wall time per case for the Python side to compare
 //! against.
 
-#![allow(dead_code)] // each probe uses one of the two entry points
+#![allow(dead_code)] // each probe uses some of the entry points
 
 use medas_image::Image;
 use medas_tools::{Data, Inputs, Registry, run_tool};
@@ -12,17 +12,23 @@ use std::time::Instant;
 
 /// A case: a name, the tool and its parameters.
 pub type Case = (&'static str, &'static str, Value);
-
-/// A case that also feeds some of the extra images, named by their ports.
+/// A case that is also fed some of the extra images, named by their ports.
 pub type CaseWith = (&'static str, &'static str, Value, &'static [&'static str]);
+/// Makes the inputs of a case other than the image, from the image (once, before the timing).
+pub type OtherInputs = fn(&Image) -> Inputs;
+
+/// The inputs that no case needs beyond the image.
+pub fn no_inputs(_: &Image) -> Inputs {
+    Inputs::new()
+}
 
 /// Best and median seconds of `repeats` runs of tool `id` on `inputs`.
-fn time(id: &str, given: &Value, inputs: &[(&str, &Image)], repeats: usize) -> Result<(f64, f64), String> {
+fn time(id: &str, given: &Value, inputs: &Inputs, repeats: usize) -> Result<(f64, f64), String> {
     let tool = Registry::global().get(id).map_err(|e| e.to_string())?;
     let given: Map<String, Value> = given.as_object().cloned().unwrap_or_default();
     let mut times = Vec::with_capacity(repeats);
     for _ in 0..repeats {
-        let inputs: Inputs = inputs.iter().map(|(port, image)| (port.to_string(), Data::Image((*image).clone()))).collect();
+        let inputs = inputs.clone(); // images share their voxels: no copy
         let start = Instant::now();
         let outputs = run_tool(tool.as_ref(), inputs, &given).map_err(|e| e.to_string())?;
         times.push(start.elapsed().as_secs_f64());
@@ -39,30 +45,23 @@ fn read_or_exit(path: &str) -> Image {
     })
 }
 
-/// Runs the `cases` whose name contains CASE on the image at PATH (fed to input `port`) and
-/// prints the JSON report; `usage` is printed when PATH is missing.
-pub fn main(usage: &str, port: &str, cases: Vec<Case>) {
-    let cases = cases.into_iter().map(|(name, id, given)| (name, id, given, &[] as &[&str])).collect();
-    main_with(usage, port, &[], cases);
-}
-
-/// [`main`] with one more image per name in `extra_ports`, read from the paths after PATH and
-/// fed to the cases that name that port.
-pub fn main_with(usage: &str, port: &str, extra_ports: &[&str], cases: Vec<CaseWith>) {
+/// The images at the first `count` arguments, then REPEATS (default 5) and the CASE filter.
+fn arguments(usage: &str, count: usize) -> (Vec<String>, Vec<Image>, usize, String) {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if args.len() < 1 + extra_ports.len() {
+    if args.len() < count {
         eprintln!("usage: {usage}");
         std::process::exit(2);
     }
-    let image = read_or_exit(&args[0]);
-    let extras: Vec<(&str, Image)> = extra_ports.iter().zip(&args[1..]).map(|(p, path)| (*p, read_or_exit(path))).collect();
-    let rest = &args[1 + extra_ports.len()..];
-    let repeats: usize = rest.first().and_then(|r| r.parse().ok()).unwrap_or(5).max(1);
-    let only = rest.get(1).map_or("", String::as_str);
+    let images = args[..count].iter().map(|path| read_or_exit(path)).collect();
+    let repeats = args.get(count).and_then(|r| r.parse().ok()).unwrap_or(5usize).max(1);
+    let only = args.get(count + 1).cloned().unwrap_or_default();
+    (args[..count].to_vec(), images, repeats, only)
+}
+
+/// Times every case (name, tool, parameters, inputs) and prints the JSON report.
+fn run(path: &str, image: &Image, repeats: usize, cases: impl Iterator<Item = (&'static str, &'static str, Value, Inputs)>) {
     let mut results = Map::new();
-    for (name, id, given, wanted) in cases.into_iter().filter(|(name, ..)| name.contains(only)) {
-        let mut inputs = vec![(port, &image)];
-        inputs.extend(extras.iter().filter(|(p, _)| wanted.contains(p)).map(|(p, i)| (*p, i)));
+    for (name, id, given, inputs) in cases {
         match time(id, &given, &inputs, repeats) {
             Ok((best, median)) => _ = results.insert(name.into(), json!({"best_s": best, "median_s": median})),
             Err(e) => {
@@ -71,7 +70,30 @@ pub fn main_with(usage: &str, port: &str, extra_ports: &[&str], cases: Vec<CaseW
             }
         }
     }
-    println!("{}", json!({"path": args[0], "size": image.size(), "threads": rayon::current_num_threads(), "tools": results}));
+    println!("{}", json!({"path": path, "size": image.size(), "threads": rayon::current_num_threads(), "tools": results}));
+}
+
+fn with_image(port: &str, image: &Image, mut inputs: Inputs) -> Inputs {
+    inputs.insert(port.to_string(), Data::Image(image.clone()));
+    inputs
+}
+
+/// Runs the `cases` whose name contains CASE on the image at PATH (fed to input `port`) and
+/// prints the JSON report; `usage` is printed when PATH is missing.
+pub fn main(usage: &str, port: &str, cases: Vec<Case>) {
+    main_derived(usage, port, cases.into_iter().map(|case| (case, no_inputs as OtherInputs)).collect());
+}
+
+/// [`main`] with one more image per name in `extra_ports`, read from the paths after PATH and
+/// fed to the cases that name that port.
+pub fn main_with(usage: &str, port: &str, extra_ports: &[&str], cases: Vec<CaseWith>) {
+    let (paths, images, repeats, only) = arguments(usage, 1 + extra_ports.len());
+    let extras: Vec<(&str, &Image)> = extra_ports.iter().copied().zip(&images[1..]).collect();
+    let cases = cases.into_iter().filter(|(name, ..)| name.contains(only.as_str())).map(|(name, id, given, wanted)| {
+        let others = extras.iter().filter(|(p, _)| wanted.contains(p)).map(|(p, i)| (p.to_string(), Data::Image((*i).clone())));
+        (name, id, given, with_image(port, &images[0], others.collect()))
+    });
+    run(&paths[0], &images[0], repeats, cases);
 }
 
 /// [`main`] for tools with several image inputs, all fed to every case: one PATH per port, in
@@ -79,4 +101,16 @@ pub fn main_with(usage: &str, port: &str, extra_ports: &[&str], cases: Vec<CaseW
 pub fn main_with_ports(usage: &str, ports: &'static [&'static str], cases: Vec<Case>) {
     let cases = cases.into_iter().map(|(name, id, given)| (name, id, given, &ports[1..])).collect();
     main_with(usage, ports[0], &ports[1..], cases);
+}
+
+/// [`main`] for cases with more inputs than the image: each case comes with a function that
+/// makes its other inputs from the image read (called once, before the timing).
+pub fn main_derived(usage: &str, port: &str, cases: Vec<(Case, OtherInputs)>) {
+    let (paths, images, repeats, only) = arguments(usage, 1);
+    let image = &images[0];
+    let cases = cases
+        .into_iter()
+        .filter(|((name, ..), _)| name.contains(only.as_str()))
+        .map(|((name, id, given), others)| (name, id, given, with_image(port, image, others(image))));
+    run(&paths[0], image, repeats, cases);
 }

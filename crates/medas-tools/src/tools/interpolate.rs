@@ -1,9 +1,9 @@
 //! Separable resampling kernels over flat voxel buffers stored first axis fastest (Fortran
 //! order, as the readers produce them).
 //!
-//! When a grid keeps its origin and direction and only changes spacing, output index `i` along
-//! an axis samples the input at the continuous index `x = i * new_spacing / old_spacing`, the
-//! same for every line: one [`AxisPlan`] per axis (input indices and weights for every output
+//! When a grid's axes run along the input's (same direction, any origin and spacing), output
+//! index `i` along an axis samples the input at the continuous index `x = start + i * step`
+//! (`step` = new spacing ÷ old spacing), the same for every line: one [`AxisPlan`] per axis (input indices and weights for every output
 //! index) turns a 3-D interpolation into one pass per axis, each a weighted sum of whole input
 //! rows. Interpolation follows ITK: a sample exists where `-0.5 <= x < len - 0.5`
 //! (`IsInsideBuffer`), linear clamps to the edge voxels, B-spline mirrors.
@@ -33,14 +33,14 @@ impl AxisPlan {
     fn build<const N: usize>(
         len_in: usize,
         len_out: usize,
-        scale: f64,
+        (scale, shift): (f64, f64),
         taps: impl Fn(f64) -> (isize, [f64; N]),
         fold: impl Fn(isize) -> usize,
     ) -> AxisPlan {
         let (mut index, mut weight) = (Vec::with_capacity(len_out * N), Vec::with_capacity(len_out * N));
         let (mut first, mut end) = (len_out, 0);
         for i in 0..len_out {
-            let x = i as f64 * scale;
+            let x = shift + i as f64 * scale;
             if x >= -0.5 && x < len_in as f64 - 0.5 {
                 first = first.min(i);
                 end = i + 1;
@@ -54,15 +54,15 @@ impl AxisPlan {
         AxisPlan { len_in, len_out, taps: N, index, weight, inside: first.min(end)..end }
     }
 
-    /// Nearest voxel, halves rounded up (ITK's `RoundHalfIntegerUp`). `scale` is
-    /// new spacing ÷ old spacing: output index `i` samples input index `i * scale`.
-    pub fn nearest(len_in: usize, len_out: usize, scale: f64) -> AxisPlan {
+    /// Nearest voxel, halves rounded up (ITK's `RoundHalfIntegerUp`). `step` is (scale, shift):
+    /// output index `i` samples input index `shift + i * scale` (scale = new ÷ old spacing).
+    pub fn nearest(len_in: usize, len_out: usize, step: (f64, f64)) -> AxisPlan {
         let clamp = move |k: isize| k.clamp(0, len_in as isize - 1) as usize;
-        Self::build(len_in, len_out, scale, |x| ((x + 0.5).floor() as isize, [1.0]), clamp)
+        Self::build(len_in, len_out, step, |x| ((x + 0.5).floor() as isize, [1.0]), clamp)
     }
 
     /// Linear between the two neighbours; beyond the last voxel centre the edge value holds.
-    pub fn linear(len_in: usize, len_out: usize, scale: f64) -> AxisPlan {
+    pub fn linear(len_in: usize, len_out: usize, step: (f64, f64)) -> AxisPlan {
         let last = len_in as isize - 1;
         let clamp = move |k: isize| k.clamp(0, last) as usize;
         let taps = |x: f64| {
@@ -70,22 +70,13 @@ impl AxisPlan {
             let t = if base < last { (x - base as f64).clamp(0.0, 1.0) } else { 0.0 };
             (base, [1.0 - t, t])
         };
-        Self::build(len_in, len_out, scale, taps, clamp)
+        Self::build(len_in, len_out, step, taps, clamp)
     }
 
     /// Cubic B-spline on coefficients from [`bspline_prefilter`], mirror boundary.
-    pub fn cubic_bspline(len_in: usize, len_out: usize, scale: f64) -> AxisPlan {
-        let taps = |x: f64| {
-            let t = x - x.floor();
-            let weights = [
-                (1.0 - t).powi(3) / 6.0,
-                (4.0 - 6.0 * t * t + 3.0 * t.powi(3)) / 6.0,
-                (1.0 + 3.0 * t + 3.0 * t * t - 3.0 * t.powi(3)) / 6.0,
-                t.powi(3) / 6.0,
-            ];
-            (x.floor() as isize - 1, weights)
-        };
-        Self::build(len_in, len_out, scale, taps, move |k| mirror(k, len_in))
+    pub fn cubic_bspline(len_in: usize, len_out: usize, step: (f64, f64)) -> AxisPlan {
+        let taps = |x: f64| (x.floor() as isize - 1, cubic_bspline_weights(x - x.floor()));
+        Self::build(len_in, len_out, step, taps, move |k| mirror(k, len_in))
     }
 
     /// This plan applied to the input smoothed first by a sampled Gaussian of `sigma` input
@@ -143,8 +134,19 @@ impl AxisPlan {
     }
 }
 
+/// The weights of the cubic B-spline coefficients at `floor(x) - 1 .. floor(x) + 2` for a
+/// point at fraction `t = x - floor(x)` past a voxel centre.
+pub(crate) fn cubic_bspline_weights(t: f64) -> [f64; 4] {
+    [
+        (1.0 - t).powi(3) / 6.0,
+        (4.0 - 6.0 * t * t + 3.0 * t.powi(3)) / 6.0,
+        (1.0 + 3.0 * t + 3.0 * t * t - 3.0 * t.powi(3)) / 6.0,
+        t.powi(3) / 6.0,
+    ]
+}
+
 /// Whole-sample mirror of index `k` into `0..len` (period `2 len - 2`), ITK's B-spline boundary.
-fn mirror(k: isize, len: usize) -> usize {
+pub(crate) fn mirror(k: isize, len: usize) -> usize {
     if len == 1 {
         return 0;
     }
@@ -289,7 +291,7 @@ mod tests {
     #[test]
     fn linear_halves_and_clamps_at_the_far_edge() {
         // 4 samples at spacing 1 read at spacing 0.5: x = 0, 0.5, ..., 3.5.
-        let plan = AxisPlan::linear(4, 8, 0.5);
+        let plan = AxisPlan::linear(4, 8, (0.5, 0.0));
         let out = resample_axis(&[0i16, 10, 20, 40], &[4], 0, &plan);
         assert_eq!(out, vec![0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 40.0]);
         // x = 3.5 is outside [-0.5, 3.5).
@@ -299,7 +301,7 @@ mod tests {
     #[test]
     fn rows_along_a_slow_axis_match_lines_along_the_fast_one() {
         let values: Vec<f32> = (0..12).map(|v| (v * v) as f32).collect();
-        let plan = AxisPlan::linear(4, 3, 1.5);
+        let plan = AxisPlan::linear(4, 3, (1.5, 0.0));
         // shape [3, 4]: resample axis 1; the same as resampling each of the 3 rows of the transposed data.
         let along_rows = resample_axis(&values, &[3, 4], 1, &plan);
         let transposed: Vec<f32> = (0..12).map(|k| values[(k % 4) * 3 + k / 4]).collect();
@@ -317,7 +319,7 @@ mod tests {
         for len in [2, 3, 8] {
             let mut coefficients = samples[..len].to_vec();
             bspline_prefilter(&mut coefficients, &[len], 0);
-            let back = resample_axis(&coefficients, &[len], 0, &AxisPlan::cubic_bspline(len, len, 1.0));
+            let back = resample_axis(&coefficients, &[len], 0, &AxisPlan::cubic_bspline(len, len, (1.0, 0.0)));
             for (a, b) in back.iter().zip(&samples) {
                 assert!((a - b).abs() < 1e-5, "{len}: {back:?}");
             }
@@ -326,7 +328,7 @@ mod tests {
         let long: Vec<f32> = (0..40).map(|k| ((k * 7) % 11) as f32).collect();
         let mut coefficients = long.clone();
         bspline_prefilter(&mut coefficients, &[40], 0);
-        let back = resample_axis(&coefficients, &[40], 0, &AxisPlan::cubic_bspline(40, 40, 1.0));
+        let back = resample_axis(&coefficients, &[40], 0, &AxisPlan::cubic_bspline(40, 40, (1.0, 0.0)));
         assert!(back.iter().zip(&long).all(|(a, b)| (a - b).abs() < 1e-4), "{back:?}");
     }
 
@@ -347,14 +349,14 @@ mod tests {
     #[test]
     fn smoothing_folded_into_a_plan_equals_a_gaussian_pass_then_the_plan() {
         let values: Vec<f32> = (0..40).map(|k| ((k * 13) % 17) as f32).collect();
-        let blur = AxisPlan::linear(40, 40, 1.0).smoothed(1.5);
-        let twice = resample_axis(&resample_axis(&values, &[40], 0, &blur), &[40], 0, &AxisPlan::linear(40, 13, 3.1));
-        let once = resample_axis(&values, &[40], 0, &AxisPlan::linear(40, 13, 3.1).smoothed(1.5));
+        let blur = AxisPlan::linear(40, 40, (1.0, 0.0)).smoothed(1.5);
+        let twice = resample_axis(&resample_axis(&values, &[40], 0, &blur), &[40], 0, &AxisPlan::linear(40, 13, (3.1, 0.0)));
+        let once = resample_axis(&values, &[40], 0, &AxisPlan::linear(40, 13, (3.1, 0.0)).smoothed(1.5));
         assert!(once.iter().zip(&twice).all(|(a, b)| (a - b).abs() < 1e-4), "{once:?} vs {twice:?}");
         // Constants stay constant, and a Gaussian far wider than the axis flattens it to its mean-ish.
-        let flat = resample_axis(&[2.0f32; 5], &[5], 0, &AxisPlan::linear(5, 5, 1.0).smoothed(1.0));
+        let flat = resample_axis(&[2.0f32; 5], &[5], 0, &AxisPlan::linear(5, 5, (1.0, 0.0)).smoothed(1.0));
         assert!(flat.iter().all(|v| (v - 2.0).abs() < 1e-6), "{flat:?}");
-        let wide = AxisPlan::linear(40, 1, 1e9).smoothed(1e9);
+        let wide = AxisPlan::linear(40, 1, (1e9, 0.0)).smoothed(1e9);
         assert_eq!((wide.taps, wide.len_out), (40, 1));
     }
 }

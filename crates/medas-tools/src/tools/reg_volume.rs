@@ -148,7 +148,7 @@ impl Volume {
         let mut values = self.values.clone();
         for axis in 0..3 {
             let out = (shape[axis] / factor).max(1);
-            let plan = AxisPlan::linear(shape[axis], out, factor as f64).smoothed(sigma.min((shape[axis] / 2) as f64));
+            let plan = AxisPlan::linear(shape[axis], out, (factor as f64, 0.0)).smoothed(sigma.min((shape[axis] / 2) as f64));
             values = resample_axis(&values, &shape, axis, &plan);
             shape[axis] = out;
         }

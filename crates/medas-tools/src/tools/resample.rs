@@ -2,13 +2,16 @@
 //! users write it (`sitk.Resample` onto a grid with the same origin and direction).
 
 use crate::context::Context;
-use crate::data::{Data, Inputs, Outputs, take_image};
+use crate::data::{Inputs, Outputs, take_image};
 use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::bad_param;
 use crate::tools::interpolate::{AxisPlan, bspline_prefilter, fill_outside, fortran_values, gather, resample_axis};
+use crate::tools::mask::failed;
+use crate::tools::orient::output;
+use crate::tools::warp::{IndexMap, warp_voxels};
 use medas_image::{Geometry, Image, Scalar, VoxelArray, Voxels, with_voxels};
 use ndarray::{ArcArray, IxDyn};
 use serde_json::json;
@@ -17,7 +20,8 @@ use std::sync::Arc;
 /// Largest output accepted, in values (8 GiB as float32), so that a tiny spacing is an error
 /// rather than an out-of-memory abort.
 const MAX_VALUES: usize = 1 << 31;
-const INTERPOLATORS: [&str; 3] = ["nearest", "linear", "bspline"];
+pub const INTERPOLATORS: [&str; 3] = ["nearest", "linear", "bspline"];
+const MODES: [&str; 3] = ["spacing", "reference", "shape"];
 /// Spacing items: the spec checks `>= 0`, `run` refuses 0 with its own message.
 const POSITIVE: ParamKind = ParamKind::Float { min: Some(0.0), max: None };
 
@@ -32,12 +36,17 @@ pub enum Interpolator {
     BSpline,
 }
 
-/// The output grid: same origin and direction, new spacing, size per axis
-/// `max(1, round(size * old_spacing / new_spacing))` with ties to even (Python's `round`).
+/// The output grid: its size and geometry, and how its indices map to the image's. Made by
+/// [`Grid::at_spacing`] (same origin and direction, size per axis
+/// `max(1, round(size * old_spacing / new_spacing))` with ties to even, Python's `round`),
+/// [`Grid::of_shape`] and [`Grid::onto`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     size: Vec<usize>,
     geometry: Geometry,
+    /// Per index axis (step, start): output index `i` samples input index `start + i * step`
+    /// along the same axis. `None` when the grid's axes do not run along the image's.
+    steps: Option<Vec<(f64, f64)>>,
 }
 
 impl Grid {
@@ -62,9 +71,50 @@ impl Grid {
             .zip(old.spacing().iter().zip(&new_spacing))
             .map(|(&n, (&from, &to))| if from == to { n } else { ((n as f64 * from / to).round_ties_even() as usize).max(1) })
             .collect();
+        let steps = old.spacing().iter().zip(&new_spacing).map(|(from, to)| (to / from, 0.0)).collect();
         let geometry =
             Geometry::new(new_spacing, old.origin().to_vec(), old.direction().to_vec()).map_err(|e| e.to_string())?;
-        Ok(Grid { size, geometry })
+        Ok(Grid { size, geometry, steps: Some(steps) })
+    }
+
+    /// `size` voxels per axis over the same physical extent: spacing `spacing * n / size`, and
+    /// either the same origin (`keep_edges` false: voxel 0 stays where it was) or the origin
+    /// moved so that the outer edges of the first and last voxels stay where they were
+    /// (`keep_edges`: skimage's `resize`, input index `(i + 0.5) * n / size - 0.5`).
+    pub fn of_shape(image: &Image, size: &[usize], keep_edges: bool) -> Result<Grid, String> {
+        if size.len() != image.dimension() || size.contains(&0) {
+            return Err(format!("needs {} sizes of at least 1, got {size:?}", image.dimension()));
+        }
+        let old = image.geometry();
+        let steps: Vec<(f64, f64)> = image
+            .size()
+            .iter()
+            .zip(size)
+            .map(|(&n, &m)| {
+                let step = n as f64 / m as f64;
+                (step, if keep_edges { (step - 1.0) / 2.0 } else { 0.0 })
+            })
+            .collect();
+        let spacing = old.spacing().iter().zip(&steps).map(|(s, (step, _))| s * step).collect();
+        let start: Vec<f64> = steps.iter().map(|(_, start)| *start).collect();
+        let geometry = Geometry::new(spacing, old.index_to_point(&start), old.direction().to_vec()).map_err(|e| e.to_string())?;
+        Ok(Grid { size: size.to_vec(), geometry, steps: Some(steps) })
+    }
+
+    /// The grid of `size` voxels placed by `geometry` (a reference image's), as
+    /// sitk.Resample(image, reference) samples it. The dimensions must agree.
+    pub fn onto(image: &Image, size: &[usize], geometry: Geometry) -> Grid {
+        let n = image.dimension();
+        let (start, columns) = index_affine(image.geometry(), &geometry);
+        let aligned = (0..n).all(|a| (0..n).all(|r| r == a || columns[a][r].abs() <= 1e-12 * columns[a][a].abs()));
+        let steps = aligned.then(|| (0..n).map(|a| (columns[a][a], start[a])).collect());
+        Grid { size: size.to_vec(), geometry, steps }
+    }
+
+    /// Whether [`resample`] can use this grid for `image`: always when the grid's axes run along
+    /// the image's, otherwise for 2-D and 3-D images only.
+    pub fn supports(&self, image: &Image) -> bool {
+        self.steps.is_some() || image.dimension() <= 3
     }
 
     /// Voxels per index axis.
@@ -76,20 +126,51 @@ impl Grid {
         &self.geometry
     }
 
-    /// The index axes whose size or spacing changes, with new ÷ old spacing (the step, in input
-    /// voxels, between output voxels).
-    fn changed_axes(&self, image: &Image) -> Vec<(usize, f64)> {
-        let (from, to) = (image.geometry().spacing(), self.geometry.spacing());
-        let changed = |&a: &usize| from[a] != to[a] || self.size[a] != image.size()[a];
-        (0..image.dimension()).filter(changed).map(|a| (a, to[a] / from[a])).collect()
+    /// The index axes whose sampling changes, with their (step, start) in input voxels.
+    fn changed_axes(&self, image: &Image) -> Vec<(usize, (f64, f64))> {
+        let Some(steps) = &self.steps else { return Vec::new() };
+        let changed = |&a: &usize| steps[a] != (1.0, 0.0) || self.size[a] != image.size()[a];
+        (0..image.dimension()).filter(changed).map(|a| (a, steps[a])).collect()
+    }
+
+    /// The general index map of a 2-D or 3-D grid (for grids whose axes are not the image's).
+    fn index_map(&self, image: &Image) -> Option<IndexMap> {
+        let n = image.dimension();
+        if n > 3 {
+            return None;
+        }
+        let (start, columns) = index_affine(image.geometry(), &self.geometry);
+        let padded = |column: Option<&Vec<f64>>, a: usize| {
+            std::array::from_fn(|r| column.map_or((r == a) as u8 as f64, |c| c.get(r).copied().unwrap_or(0.0)))
+        };
+        Some(IndexMap {
+            start: std::array::from_fn(|r| start.get(r).copied().unwrap_or(0.0)),
+            columns: std::array::from_fn(|a| padded(columns.get(a), a)),
+        })
     }
 }
 
-/// Resamples `image` onto `grid` (which must share its origin and direction, as
-/// [`Grid::at_spacing`] makes). `antialias` smooths every axis that gets coarser with a
-/// Gaussian of sigma `(new/old - 1) / 2` input voxels first ([`AxisPlan::smoothed`]; ignored
-/// for nearest, which must keep labels intact). `step` is called with the fraction done
-/// between passes; its error stops the work.
+/// Where the voxel 0 of grid `new` and one step along each of its index axes land in the
+/// continuous index of grid `old`: (start, one column per axis of `new`).
+fn index_affine(old: &Geometry, new: &Geometry) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let n = old.dimension();
+    let start = old.point_to_index(new.origin());
+    let column = |a: usize| {
+        let unit: Vec<f64> = (0..n).map(|r| (r == a) as u8 as f64).collect();
+        let to = old.point_to_index(&new.index_to_point(&unit));
+        to.iter().zip(&start).map(|(t, s)| t - s).collect()
+    };
+    let columns = (0..n).map(column).collect();
+    (start, columns)
+}
+
+/// Resamples `image` onto `grid`: by separable passes when the grid's axes run along the
+/// image's, voxel by voxel ([`warp_voxels`]) otherwise. `antialias` smooths every axis that gets
+/// coarser with a Gaussian of sigma `(new/old - 1) / 2` input voxels first
+/// ([`AxisPlan::smoothed`]; separable case only, and ignored for nearest, which must keep labels
+/// intact). `step` is called with the fraction done between passes; its error stops the work.
+/// Panics on a grid whose axes are not the image's for an image of more than 3 dimensions
+/// ([`Grid::supports`] says whether a grid can be used).
 pub fn resample<E>(
     image: &Image,
     grid: &Grid,
@@ -98,8 +179,10 @@ pub fn resample<E>(
     default: f64,
     step: impl FnMut(f64) -> Result<(), E>,
 ) -> Result<Image, E> {
-    let voxels = with_voxels!(image.voxels(), a => match interpolator {
-        Interpolator::Nearest => Ok(nearest(a, image, grid, default)),
+    let general = grid.steps.is_none().then(|| grid.index_map(image).expect("a 2-D or 3-D image (Grid::supports)"));
+    let voxels = with_voxels!(image.voxels(), a => match (interpolator, &general) {
+        (_, Some(map)) => Ok(warp_voxels(a, image.components(), &grid.size, map, interpolator, default)),
+        (Interpolator::Nearest, None) => Ok(nearest(a, image, grid, default)),
         _ => smooth(a, image, grid, interpolator, antialias, default, step),
     })?;
     let mut out = Image::with_components(voxels, image.components(), grid.geometry.clone())
@@ -111,8 +194,8 @@ pub fn resample<E>(
 fn nearest<T: VoxelArray>(array: &ArcArray<T, IxDyn>, image: &Image, grid: &Grid, default: f64) -> Voxels {
     let shape = array.shape().to_vec();
     let mut maps: Vec<Vec<Option<usize>>> = shape.iter().map(|&n| (0..n).map(Some).collect()).collect();
-    for (axis, scale) in grid.changed_axes(image) {
-        maps[axis] = AxisPlan::nearest(shape[axis], grid.size[axis], scale).nearest_map();
+    for (axis, step) in grid.changed_axes(image) {
+        maps[axis] = AxisPlan::nearest(shape[axis], grid.size[axis], step).nearest_map();
     }
     let out_shape: Vec<usize> = maps.iter().map(Vec::len).collect();
     let values = gather(&fortran_values(array), &shape, &maps, T::from_f64(default));
@@ -127,12 +210,13 @@ fn plan_passes(image: &Image, grid: &Grid, interpolator: Interpolator, antialias
     let mut axes = grid.changed_axes(image);
     let growth = |axis: usize| grid.size[axis] as f64 / size[axis] as f64;
     axes.sort_by(|a, b| growth(a.0).total_cmp(&growth(b.0)));
-    let plan = |&(axis, scale): &(usize, f64)| {
+    let plan = |&(axis, step): &(usize, (f64, f64))| {
         let (from, to) = (size[axis], grid.size[axis]);
         let plan = match interpolator {
-            Interpolator::BSpline => AxisPlan::cubic_bspline(from, to, scale),
-            _ => AxisPlan::linear(from, to, scale),
+            Interpolator::BSpline => AxisPlan::cubic_bspline(from, to, step),
+            _ => AxisPlan::linear(from, to, step),
         };
+        let scale = step.0.abs();
         (axis, if antialias && scale > 1.0 { plan.smoothed((scale - 1.0) / 2.0) } else { plan })
     };
     axes.iter().map(plan).collect()
@@ -185,28 +269,37 @@ impl Resample {
             ToolSpec::new(
                 "preprocess.resample",
                 Category::Preprocess,
-                "Resample to spacing",
-                "Resamples an image to a new voxel spacing in physical space, keeping origin and \
-                 direction: the new size per axis is round(size * old spacing / new spacing) (at least 1), \
-                 and every output voxel takes the value at its physical centre, as sitk.Resample onto \
-                 that grid (identity transform) computes it: nearest (voxel type kept), linear or cubic \
-                 B-spline (sitkBSpline: mirror-boundary coefficients; both float32). Points outside \
-                 the input (beyond half a voxel past the edge centres) get default_value. With \
-                 antialias, axes that get coarser are first smoothed by a Gaussian of sigma \
-                 (new/old - 1)/2 input voxels, as skimage's resize (scipy gaussian_filter, mode nearest, \
-                 sigma at most the axis length; for B-spline it smooths the spline coefficients, the \
-                 same away from the edges); off by default, as in SimpleITK. Nearest never smooths.",
+                "Resample",
+                "Resamples an image in physical space onto a new grid; every output voxel takes the value \
+                 at its physical centre, as sitk.Resample onto that grid with the identity transform \
+                 computes it: nearest (voxel type kept), linear or cubic B-spline (sitkBSpline: \
+                 mirror-boundary coefficients; both float32). Grids: mode spacing keeps origin and \
+                 direction, new size per axis round(size * old spacing / new spacing) (at least 1, ties to \
+                 even); mode reference takes the size, origin, spacing and direction of the `reference` \
+                 input, exactly sitk.Resample(image, reference, identity, interpolator); mode shape takes \
+                 `size` voxels per axis over the same physical extent, spacing * old size / new size, \
+                 origin and direction kept (voxel 0 stays put; preprocess.resize keeps the outer edges \
+                 instead). Points outside the input (beyond half a voxel past the edge centres) get \
+                 default_value. With antialias, axes that get coarser are first smoothed by a Gaussian \
+                 of sigma (new/old - 1)/2 input voxels, as skimage's resize (scipy gaussian_filter, \
+                 mode nearest, sigma at most the axis length; for B-spline it smooths the spline \
+                 coefficients, the same away from the edges); off by default, as in SimpleITK; only \
+                 for grids whose axes run along the image's. Nearest never smooths. Onto a grid with \
+                 other axes (another direction), images must be 2-D or 3-D.",
             )
+            .param(ParamSpec::choice("mode", "What defines the new grid.", &MODES).default("spacing"))
             .param(
-                ParamSpec::list("spacing", "New spacing per axis (i, j, k), or one value for all axes; each > 0.", POSITIVE)
+                ParamSpec::list("spacing", "mode spacing: new spacing per axis (i, j, k), or one value for all axes; each > 0.", POSITIVE)
                     .range(1.0, 3.0)
                     .default(json!([1.0, 1.0, 1.0]))
                     .unit("mm"),
             )
+            .param(size_param("mode shape: voxels per axis, or one value for all axes; each >= 1."))
             .param(ParamSpec::choice("interpolator", "How values between voxel centres are computed.", &INTERPOLATORS).default("linear"))
             .param(ParamSpec::bool("antialias", "Gaussian smoothing along axes that get coarser, before sampling.").default(false))
             .param(ParamSpec::float("default_value", "Value of output voxels whose centre lies outside the input.").default(0.0))
             .input(PortSpec::new("image", PortType::Image, "The image to resample."))
+            .input(PortSpec::new("reference", PortType::Image, "mode reference: the image whose grid the output takes.").optional())
             .output(PortSpec::new("image", PortType::Image, "The image on the new grid.")),
         )
     }
@@ -226,6 +319,79 @@ impl Resample {
             }
         }
     }
+
+    fn grid(&self, inputs: &mut Inputs, params: &Params, image: &Image) -> Result<Grid, ToolError> {
+        let id = &self.0.id;
+        match params.text("mode")? {
+            "reference" => {
+                let reference = take_image(inputs, id, "reference")?;
+                if reference.dimension() != image.dimension() {
+                    let message = format!("the reference is {}-D, the image {}-D", reference.dimension(), image.dimension());
+                    return Err(ToolError::Failed { tool: id.clone(), message });
+                }
+                Ok(Grid::onto(image, reference.size(), reference.geometry().clone()))
+            }
+            "shape" => Grid::of_shape(image, &per_axis(id, params, "size", image)?, false).map_err(|e| bad_param(id, "size", e)),
+            _ => Grid::at_spacing(image, &self.spacing(params, image)?).map_err(|e| bad_param(id, "spacing", e)),
+        }
+    }
+}
+
+/// The `size` parameter of the shape modes.
+pub fn size_param(doc: &str) -> ParamSpec {
+    ParamSpec::list("size", doc, ParamKind::Int { min: Some(1), max: None }).range(1.0, 4.0).default(json!([256]))
+}
+
+/// The integer list parameter `name` (`size`, `margin`, ...) as one value per spatial axis of
+/// `image` (one value given: the same for every axis).
+pub fn per_axis(tool: &str, params: &Params, name: &str, image: &Image) -> Result<Vec<usize>, ToolError> {
+    let list = params.value(name).and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let values: Vec<usize> = list.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect();
+    let n = image.dimension();
+    match values[..] {
+        [one] => Ok(vec![one; n]),
+        _ if values.len() == n => Ok(values),
+        _ => Err(bad_param(tool, name, format!("holds {} values; this {n}-D image needs 1 or {n}", values.len()))),
+    }
+}
+
+/// The image on input `image`, refused when it has no voxels.
+pub fn non_empty_image(inputs: &mut Inputs, tool: &str) -> Result<Image, ToolError> {
+    let image = take_image(inputs, tool, "image")?;
+    if image.size().contains(&0) {
+        return Err(failed(tool, format!("the image has no voxels (size {:?})", image.size())));
+    }
+    Ok(image)
+}
+
+/// Checks `grid` (size limit, supported axes), then resamples `image` onto it with the
+/// interpolator, antialias and default_value (0 when the tool has none) parameters, reporting
+/// progress to `context`.
+pub fn run_on_grid(tool: &str, image: &Image, grid: &Grid, params: &Params, context: &Context) -> Result<Image, ToolError> {
+    let values = grid.size.iter().try_fold(image.components(), |n, &s| n.checked_mul(s)).filter(|&n| n <= MAX_VALUES);
+    if values.is_none() {
+        let message = format!("would make a {:?} image, more than {MAX_VALUES} values", grid.size);
+        return Err(failed(tool, message));
+    }
+    if !grid.supports(image) {
+        let message = format!("a {}-D image resamples only onto grids whose axes run along its own", image.dimension());
+        return Err(failed(tool, message));
+    }
+    let interpolator = match params.text("interpolator")? {
+        "nearest" => Interpolator::Nearest,
+        "bspline" => Interpolator::BSpline,
+        _ => Interpolator::Linear,
+    };
+    let step = |fraction: f64| {
+        context.progress(fraction);
+        context.check_cancelled(tool)
+    };
+    let antialias = params.bool("antialias")?;
+    if antialias && interpolator == Interpolator::Nearest {
+        context.log("antialias is ignored with nearest interpolation (labels are not smoothed)");
+    }
+    let default = params.value("default_value").and_then(|v| v.as_f64()).unwrap_or(0.0);
+    resample(image, grid, interpolator, antialias, default, step)
 }
 
 impl Tool for Resample {
@@ -235,32 +401,9 @@ impl Tool for Resample {
 
     fn run(&self, mut inputs: Inputs, params: &Params, context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
-        let image = take_image(&mut inputs, id, "image")?;
-        if image.size().contains(&0) {
-            let message = format!("the image has no voxels (size {:?})", image.size());
-            return Err(ToolError::Failed { tool: id.clone(), message });
-        }
-        let grid = Grid::at_spacing(&image, &self.spacing(params, &image)?).map_err(|e| bad_param(id, "spacing", e))?;
-        let values = grid.size.iter().try_fold(image.components(), |n, &s| n.checked_mul(s)).filter(|&n| n <= MAX_VALUES);
-        if values.is_none() {
-            let message = format!("would make a {:?} image, more than {MAX_VALUES} values", grid.size);
-            return Err(bad_param(id, "spacing", message));
-        }
-        let interpolator = match params.text("interpolator")? {
-            "nearest" => Interpolator::Nearest,
-            "bspline" => Interpolator::BSpline,
-            _ => Interpolator::Linear,
-        };
-        let step = |fraction: f64| {
-            context.progress(fraction);
-            context.check_cancelled(id)
-        };
-        let antialias = params.bool("antialias")?;
-        if antialias && interpolator == Interpolator::Nearest {
-            context.log("antialias is ignored with nearest interpolation (labels are not smoothed)");
-        }
-        let out = resample(&image, &grid, interpolator, antialias, params.float("default_value")?, step)?;
-        Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
+        let image = non_empty_image(&mut inputs, id)?;
+        let grid = self.grid(&mut inputs, params, &image)?;
+        Ok(output(run_on_grid(id, &image, &grid, params, context)?))
     }
 }
 
@@ -315,7 +458,7 @@ mod tests {
     fn bspline_at_the_same_spacing_returns_the_samples() {
         let values: Vec<i16> = (0..60).map(|v| (v * 37 % 23) as i16).collect();
         let img = image(&[5, 4, 3], vec![1.0, 1.0, 1.0], values.clone());
-        let grid = Grid { size: vec![5, 4, 3], geometry: img.geometry().clone() };
+        let grid = Grid { size: vec![5, 4, 3], geometry: img.geometry().clone(), steps: Some(vec![(1.0, 0.0); 3]) };
         // Force every axis through the prefilter and the spline by asking for one more voxel per axis.
         let bigger = Grid { size: vec![6, 5, 4], ..grid };
         let out = resample(&img, &bigger, Interpolator::BSpline, false, 0.0, |_| Ok::<(), ()>(())).unwrap();

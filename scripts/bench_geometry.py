@@ -1,0 +1,95 @@
+"""Times SimpleITK on the geometry cases scripts/bench-geometry ran with MEDAS, on the same
+image and the same grids, and prints MEDAS's time as a fraction of SimpleITK's."""
+import json
+import os
+import sys
+
+import numpy as np
+import SimpleITK as sitk
+
+from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+
+
+def grid(size, spacing, origin, direction):
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing(spacing)
+    ref.SetOrigin(origin)
+    ref.SetDirection(direction)
+    return ref
+
+
+def oblique_direction():
+    """10 degrees about z, then 5 about x (Rz @ Rx), as benches/geometry.rs builds it."""
+    c, s = np.cos(np.radians(10)), np.sin(np.radians(10))
+    rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    c, s = np.cos(np.radians(5)), np.sin(np.radians(5))
+    rx = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    return tuple((rz @ rx).ravel())
+
+
+def crop_centre(image, size, value):
+    """What SimpleITK users write: pad the axes that grow, crop those that shrink."""
+    n = image.GetSize()
+    before = [max(0, (m - k) // 2) for k, m in zip(n, size)]
+    after = [max(0, m - k - b) for k, m, b in zip(n, size, before)]
+    padded = sitk.ConstantPad(image, before, after, value)
+    low = [max(0, (k - m) // 2) for k, m in zip(padded.GetSize(), size)]
+    return sitk.Crop(padded, low, [k - m - l for k, m, l in zip(padded.GetSize(), size, low)])
+
+
+def crop_mask(image, mask, margin):
+    """Bounding box of the mask's label 1 (LabelShapeStatistics), grown and clipped, then ROI."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    box = stats.GetBoundingBox(1)
+    low = [max(0, box[a] - margin[a]) for a in range(3)]
+    high = [min(image.GetSize()[a], box[a] + box[a + 3] + margin[a]) for a in range(3)]
+    return sitk.RegionOfInterest(image, [h - l for l, h in zip(low, high)], low)
+
+
+def split(image):
+    half = [n // 2 for n in image.GetSize()]
+    return [image[tuple(slice(o, o + 2 * h - 1, 2) for h in half)] for o in (0, 1)]
+
+
+def main():
+    path, ours_json, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ours = json.load(open(ours_json))
+    image = sitk.ReadImage(path)
+    aligned = grid([300, 280, 170], (1.1, 1.2, 1.3), (-150.3, -300.7, -770.2), image.GetDirection())
+    oblique = grid([200, 190, 150], (1.5, 1.5, 1.5), (-130.0, -340.0, -800.0), oblique_direction())
+    mask = sitk.Cast(image > 300, sitk.sitkUInt8)
+    size = [300, 300, 60]
+    spacing = [s * n / m for s, n, m in zip(image.GetSpacing(), image.GetSize(), size)]
+    identity = sitk.Transform()
+    resample = "SimpleITK Resample"
+    rows = [
+        ("resample onto grid, linear", resample, "resample_reference_linear",
+         lambda: sitk.Resample(image, aligned, identity, sitk.sitkLinear, 0.0, sitk.sitkFloat32)),
+        ("resample onto grid, nearest", resample, "resample_reference_nearest",
+         lambda: sitk.Resample(image, aligned, identity, sitk.sitkNearestNeighbor, 0.0)),
+        ("resample onto grid, B-spline", resample, "resample_reference_bspline",
+         lambda: sitk.Resample(image, aligned, identity, sitk.sitkBSpline, 0.0, sitk.sitkFloat32)),
+        ("resample oblique, linear", resample, "resample_oblique_linear",
+         lambda: sitk.Resample(image, oblique, identity, sitk.sitkLinear, 0.0, sitk.sitkFloat32)),
+        ("resample to shape, linear", resample, "resample_shape_linear",
+         lambda: sitk.Resample(image, size, identity, sitk.sitkLinear, image.GetOrigin(), spacing,
+                               image.GetDirection(), 0.0, sitk.sitkFloat32)),
+        ("reorient to RAS", "SimpleITK DICOMOrient", "reorient_ras", lambda: sitk.DICOMOrient(image, "RAS")),
+        ("flip i and j", "SimpleITK Flip", "flip_01", lambda: sitk.Flip(image, [True, True, False])),
+        ("crop/pad centre", "SimpleITK ConstantPad + Crop", "crop_centre",
+         lambda: crop_centre(image, [300, 600, 40], -1024)),
+        ("crop to mask box", "LabelShapeStatistics + ROI", "crop_mask", lambda: crop_mask(image, mask, [5, 0, 2])),
+        ("sub-voxel split", "SimpleITK slicing [o::2]", "subvoxel_split", lambda: split(image)),
+    ]
+    size_text = "x".join(str(n) for n in ours["size"])
+    print(f"lung1 CT {size_text} int16, best of {repeats}, {os.cpu_count()} cores, "
+          f"SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads, MEDAS {ours['threads']} threads")
+    print(f"{'case':30} {'reference':30} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
+    for what, reference, key, fn in rows:
+        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
+        print(f"{what:30} {reference:30} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
