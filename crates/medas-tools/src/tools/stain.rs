@@ -10,6 +10,7 @@ use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::rgb::Rgb;
 use crate::tools::{bad_param, metadata_for_new_values};
+use medas_image::Image;
 use rayon::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
@@ -105,8 +106,20 @@ fn rgb_from_stains(params: &Params, tool: &str) -> Result<Matrix, ToolError> {
     }
 }
 
-fn singular(tool: &str, m: &Matrix) -> ToolError {
-    bad_param(tool, "matrix", format!("must have linearly independent rows (one vector per stain), got {m:?}"))
+/// The stain-vector matrix the parameters choose and its inverse, or an error when the
+/// vectors are linearly dependent.
+fn stain_matrices(params: &Params, tool: &str) -> Result<(Matrix, Matrix), ToolError> {
+    let rgb_from = rgb_from_stains(params, tool)?;
+    match invert(&rgb_from) {
+        Some(inverse) => Ok((rgb_from, inverse)),
+        None => Err(bad_param(tool, "matrix", format!("must have linearly independent rows (one vector per stain), got {rgb_from:?}"))),
+    }
+}
+
+/// The tools' output: new values on the input's grid, which no longer have its unit.
+fn output(mut image: Image, input: &Image) -> Outputs {
+    image.metadata = metadata_for_new_values(&input.metadata);
+    Outputs::from([("image".to_string(), Data::Image(image))])
 }
 
 pub struct ColorDeconvolution(ToolSpec);
@@ -139,20 +152,18 @@ impl Tool for ColorDeconvolution {
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "image")?;
-        let rgb_from = rgb_from_stains(params, id)?;
-        let stains_from_rgb = invert(&rgb_from).ok_or_else(|| singular(id, &rgb_from))?;
+        let (_, stains_from_rgb) = stain_matrices(params, id)?;
         let rgb = Rgb::of(&image, id)?;
         let wanted = params.text("channel")?;
         let channel = CHANNELS.iter().position(|c| *c == wanted).unwrap_or(0);
         let floor = log_floor();
         let pixels = rgb.pixels(|v| v.max(1e-6).ln() / floor);
         let concentrations = (0..pixels.len()).into_par_iter().map(|k| separate(pixels.get(k), &stains_from_rgb));
-        let mut out = match channel {
+        let out = match channel {
             0 => rgb.image_from(concentrations.collect::<Vec<[f32; 3]>>().into_flattened(), 3)?,
             c => rgb.image_from(concentrations.map(|s| s[c - 1]).collect::<Vec<f32>>(), 1)?,
         };
-        out.metadata = metadata_for_new_values(&image.metadata);
-        Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
+        Ok(output(out, &image))
     }
 }
 
@@ -183,14 +194,11 @@ impl Tool for ColorReconvolution {
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "image")?;
-        let rgb_from = rgb_from_stains(params, id)?;
-        invert(&rgb_from).ok_or_else(|| singular(id, &rgb_from))?;
+        let (rgb_from, _) = stain_matrices(params, id)?;
         let stains = Rgb::of(&image, id)?;
         let pixels = stains.pixels(|v| v);
         let rgb: Vec<[f32; 3]> = (0..pixels.len()).into_par_iter().map(|k| combine(pixels.get(k), &rgb_from)).collect();
-        let mut out = stains.image_from(rgb.into_flattened(), 3)?;
-        out.metadata = metadata_for_new_values(&image.metadata);
-        Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
+        Ok(output(stains.image_from(rgb.into_flattened(), 3)?, &image))
     }
 }
 
