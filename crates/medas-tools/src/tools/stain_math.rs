@@ -86,19 +86,23 @@ impl Lab {
     }
 
     /// sRGB in [0, 1] (clipped) of L*, a*, b*; `rgb_from_xyz` is the inverse of [`Lab::XYZ_FROM_RGB`].
-    #[inline]
     pub fn to_rgb(lab: [f64; 3], rgb_from_xyz: &[[f64; 3]; 3]) -> [f64; 3] {
+        Lab::to_linear_rgb(lab, rgb_from_xyz).map(|linear| {
+            let v = if linear > 0.0031308 { 1.055 * linear.powf(1.0 / 2.4) - 0.055 } else { linear * 12.92 };
+            v.clamp(0.0, 1.0)
+        })
+    }
+
+    /// Linear RGB (not clipped) of L*, a*, b*.
+    #[inline]
+    pub fn to_linear_rgb(lab: [f64; 3], rgb_from_xyz: &[[f64; 3]; 3]) -> [f64; 3] {
         let fy = (lab[0] + 16.0) / 116.0;
         let f = [lab[1] / 500.0 + fy, fy, fy - lab[2] / 200.0];
         let xyz: [f64; 3] = std::array::from_fn(|c| {
             let t = if f[c] > 0.2068966 { f[c].powi(3) } else { (f[c] - 16.0 / 116.0) / 7.787 };
             t * Self::WHITE[c]
         });
-        rgb_from_xyz.map(|m| {
-            let linear = m[0] * xyz[0] + m[1] * xyz[1] + m[2] * xyz[2];
-            let v = if linear > 0.0031308 { 1.055 * linear.powf(1.0 / 2.4) - 0.055 } else { linear * 12.92 };
-            v.clamp(0.0, 1.0)
-        })
+        rgb_from_xyz.map(|m| m[0] * xyz[0] + m[1] * xyz[1] + m[2] * xyz[2])
     }
 
     /// Mean and standard deviation of L*, a*, b* over pixels read through [`Lab::linearize`].

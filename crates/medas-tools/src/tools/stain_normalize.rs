@@ -161,12 +161,16 @@ fn reinhard_normalize(source: &Rgb<'_>, target: &Rgb<'_>) -> Vec<u8> {
     let stats = Lab::stats(&pixels);
     let gain: [f64; 3] = std::array::from_fn(|c| if stats.std[c] > 0.0 { target_stats.std[c] / stats.std[c] } else { 0.0 });
     let rgb_from_xyz = invert(&Lab::XYZ_FROM_RGB).expect("the sRGB matrix is invertible");
+    // floor(255 * sRGB(x)) is the number of levels k in 1..=255 with x >= linearize(k / 255):
+    // a search in 255 thresholds instead of a power per channel.
+    let thresholds: Vec<f64> = (1..=255).map(|k| Lab::linearize(k as f64 / 255.0)).collect();
+    let to_u8 = |linear: f64| thresholds.partition_point(|&t| t <= linear) as u8;
     let out: Vec<[u8; 3]> = (0..pixels.len())
         .into_par_iter()
         .map(|k| {
             let lab = Lab::from_linear_rgb(pixels.get(k));
             let mapped = std::array::from_fn(|c| (lab[c] - stats.mean[c]) * gain[c] + target_stats.mean[c]);
-            Lab::to_rgb(mapped, &rgb_from_xyz).map(|v| (v * 255.0) as u8)
+            Lab::to_linear_rgb(mapped, &rgb_from_xyz).map(to_u8)
         })
         .collect();
     out.into_flattened()

@@ -11,7 +11,6 @@ use crate::spec::{Category, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::rgb::Rgb;
 use crate::tools::threshold::Histogram;
 use crate::tools::{bad_param, metadata_for_new_values};
-use medas_image::Voxels;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -70,15 +69,35 @@ impl Tool for TissueMask {
         let rgb = Rgb::of(&image, id)?;
         let pixels = rgb.pixels(|v| v);
         let by_saturation = params.text("method")? == "saturation";
-        let measure = if by_saturation { saturation } else { grey };
-        let values: Vec<f64> = (0..pixels.len()).into_par_iter().map(|k| measure(pixels.get(k))).collect();
-        let voxels = Voxels::from_fortran_vec(&[values.len()], values).map_err(|e| rgb.failed(e.to_string()))?;
-        let histogram = Histogram::of(&voxels, bins)
-            .ok_or_else(|| rgb.failed(format!("the {} has fewer than two distinct finite values, so it has no Otsu threshold", if by_saturation { "saturation" } else { "grey level" })))?;
+        let measure = |k: usize| if by_saturation { saturation(pixels.get(k)) } else { grey(pixels.get(k)) };
+        // Three passes that recompute the value (a few products) instead of storing it: range,
+        // histogram, mask.
+        let (min, max) = (0..pixels.len())
+            .into_par_iter()
+            .map(measure)
+            .filter(|v| v.is_finite())
+            .fold(|| (f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+            .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        if min >= max {
+            let what = if by_saturation { "saturation" } else { "grey level" };
+            return Err(rgb.failed(format!("the {what} has fewer than two distinct finite values, so it has no Otsu threshold")));
+        }
+        let mut histogram = Histogram { min, max, counts: vec![0; bins] };
+        histogram.counts = (0..pixels.len())
+            .into_par_iter()
+            .map(measure)
+            .filter(|v| v.is_finite())
+            .fold(|| vec![0u64; bins], |mut counts, v| {
+                counts[histogram.bin(v)] += 1;
+                counts
+            })
+            .reduce(|| vec![0u64; bins], |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            });
         let (_, threshold) = histogram.otsu();
-        let values = voxels.as_array::<f64>().and_then(|a| a.as_slice_memory_order()).unwrap_or_default();
         let inside = |v: f64| if by_saturation { v > threshold } else { v < threshold };
-        let mask: Vec<u8> = values.par_iter().map(|&v| inside(v) as u8).collect();
+        let mask: Vec<u8> = (0..pixels.len()).into_par_iter().map(|k| inside(measure(k)) as u8).collect();
         let mut mask = rgb.image_from(mask, 1)?;
         mask.metadata = metadata_for_new_values(&image.metadata);
         Ok(Outputs::from([("mask".to_string(), Data::Image(mask)), ("threshold".to_string(), Data::Scalar(threshold))]))
