@@ -28,6 +28,34 @@ pub fn saturation(rgb: [f64; 3]) -> f64 {
     if delta == 0.0 { 0.0 } else { delta / max }
 }
 
+/// [`Histogram::bin`] with its divisions done once: the same scaling and the same edges, so
+/// the same bins, at a fraction of the cost per value.
+struct Binner {
+    min: f64,
+    scale: f64,
+    edges: Vec<f64>,
+}
+
+impl Binner {
+    fn new(histogram: &Histogram) -> Binner {
+        let bins = histogram.counts.len();
+        let scale = bins as f64 / (histogram.max - histogram.min);
+        Binner { min: histogram.min, scale, edges: (0..=bins).map(|b| histogram.edge(b)).collect() }
+    }
+
+    #[inline]
+    fn bin(&self, x: f64) -> usize {
+        let bins = self.edges.len() - 1;
+        let mut b = (((x - self.min) * self.scale).max(0.0) as usize).min(bins - 1);
+        if b > 0 && x < self.edges[b] {
+            b -= 1;
+        } else if b + 1 < bins && x >= self.edges[b + 1] {
+            b += 1;
+        }
+        b
+    }
+}
+
 const METHODS: [&str; 2] = ["grey", "saturation"];
 
 pub struct TissueMask(ToolSpec);
@@ -83,12 +111,13 @@ impl Tool for TissueMask {
             return Err(rgb.failed(format!("the {what} has fewer than two distinct finite values, so it has no Otsu threshold")));
         }
         let mut histogram = Histogram { min, max, counts: vec![0; bins] };
+        let binner = Binner::new(&histogram);
         histogram.counts = (0..pixels.len())
             .into_par_iter()
             .map(measure)
             .filter(|v| v.is_finite())
             .fold(|| vec![0u64; bins], |mut counts, v| {
-                counts[histogram.bin(v)] += 1;
+                counts[binner.bin(v)] += 1;
                 counts
             })
             .reduce(|| vec![0u64; bins], |mut a, b| {
@@ -116,5 +145,15 @@ mod tests {
         assert_eq!(saturation([0.5, 0.5, 0.5]), 0.0);
         assert_eq!(saturation([0.0; 3]), 0.0);
         assert!((saturation([0.8, 0.4, 0.2]) - 0.75).abs() < 1e-15);
+    }
+
+    #[test]
+    fn binner_bins_as_the_histogram() {
+        let histogram = Histogram { min: 0.1, max: 0.9, counts: vec![0; 7] };
+        let binner = Binner::new(&histogram);
+        for k in 0..=1000 {
+            let x = 0.1 + 0.8 * k as f64 / 1000.0;
+            assert_eq!(binner.bin(x), histogram.bin(x), "{x}");
+        }
     }
 }
