@@ -10,6 +10,8 @@ use serde_json::Value;
 pub enum Category {
     Io,
     Preprocess,
+    /// Slide and stain tools for digital pathology.
+    Pathology,
     Augment,
     Dataset,
     Network,

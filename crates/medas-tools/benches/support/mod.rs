@@ -1,7 +1,7 @@
-//! What the speed probes share: arguments `PATH [MORE_PATHS...] [REPEATS [CASE]]`, the images
-//! read once, each case timed through the checked runner (as every front end runs tools), and
-//! one JSON line with the best and median wall time per case for the Python side to compare
-//! against.
+//! What the speed probes share: arguments `PATH [MORE_PATHS...] [REPEATS [CASE]] [PORT=PATH...]`,
+//! the images read once, each case timed through the checked runner (as every front end runs
+//! tools), and one JSON line with the best and median wall time per case for the Python side to
+//! compare against. A `PORT=PATH` image goes to every case whose tool has that input port.
 
 #![allow(dead_code)] // each probe uses some of the entry points
 
@@ -45,17 +45,39 @@ fn read_or_exit(path: &str) -> Image {
     })
 }
 
-/// The images at the first `count` arguments, then REPEATS (default 5) and the CASE filter.
-fn arguments(usage: &str, count: usize) -> (Vec<String>, Vec<Image>, usize, String) {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+/// What the command line gives: the paths and images of the first `count` arguments, REPEATS
+/// (default 5), the CASE filter, and the `PORT=PATH` images.
+struct Arguments {
+    paths: Vec<String>,
+    images: Vec<Image>,
+    repeats: usize,
+    only: String,
+    by_port: Vec<(String, Image)>,
+}
+
+fn arguments(usage: &str, count: usize) -> Arguments {
+    let (by_port, args): (Vec<String>, Vec<String>) = std::env::args().skip(1).filter(|a| a != "--bench").partition(|a| a.contains('='));
     if args.len() < count {
         eprintln!("usage: {usage}");
         std::process::exit(2);
     }
-    let images = args[..count].iter().map(|path| read_or_exit(path)).collect();
-    let repeats = args.get(count).and_then(|r| r.parse().ok()).unwrap_or(5usize).max(1);
-    let only = args.get(count + 1).cloned().unwrap_or_default();
-    (args[..count].to_vec(), images, repeats, only)
+    Arguments {
+        images: args[..count].iter().map(|path| read_or_exit(path)).collect(),
+        repeats: args.get(count).and_then(|r| r.parse().ok()).unwrap_or(5usize).max(1),
+        only: args.get(count + 1).cloned().unwrap_or_default(),
+        by_port: by_port.iter().filter_map(|a| a.split_once('=')).map(|(port, path)| (port.to_string(), read_or_exit(path))).collect(),
+        paths: args[..count].to_vec(),
+    }
+}
+
+/// `inputs` plus the `PORT=PATH` images whose port tool `id` has.
+fn with_port_images(id: &str, by_port: &[(String, Image)], mut inputs: Inputs) -> Inputs {
+    if let Ok(tool) = Registry::global().get(id) {
+        for (port, image) in by_port.iter().filter(|(port, _)| tool.spec().input_spec(port).is_some()) {
+            inputs.entry(port.clone()).or_insert_with(|| Data::Image(image.clone()));
+        }
+    }
+    inputs
 }
 
 /// Times every case (name, tool, parameters, inputs) and prints the JSON report.
@@ -87,11 +109,11 @@ pub fn main(usage: &str, port: &str, cases: Vec<Case>) {
 /// [`main`] with one more image per name in `extra_ports`, read from the paths after PATH and
 /// fed to the cases that name that port.
 pub fn main_with(usage: &str, port: &str, extra_ports: &[&str], cases: Vec<CaseWith>) {
-    let (paths, images, repeats, only) = arguments(usage, 1 + extra_ports.len());
+    let Arguments { paths, images, repeats, only, by_port } = arguments(usage, 1 + extra_ports.len());
     let extras: Vec<(&str, &Image)> = extra_ports.iter().copied().zip(&images[1..]).collect();
     let cases = cases.into_iter().filter(|(name, ..)| name.contains(only.as_str())).map(|(name, id, given, wanted)| {
         let others = extras.iter().filter(|(p, _)| wanted.contains(p)).map(|(p, i)| (p.to_string(), Data::Image((*i).clone())));
-        (name, id, given, with_image(port, &images[0], others.collect()))
+        (name, id, given, with_port_images(id, &by_port, with_image(port, &images[0], others.collect())))
     });
     run(&paths[0], &images[0], repeats, cases);
 }
@@ -106,11 +128,11 @@ pub fn main_with_ports(usage: &str, ports: &'static [&'static str], cases: Vec<C
 /// [`main`] for cases with more inputs than the image: each case comes with a function that
 /// makes its other inputs from the image read (called once, before the timing).
 pub fn main_derived(usage: &str, port: &str, cases: Vec<(Case, OtherInputs)>) {
-    let (paths, images, repeats, only) = arguments(usage, 1);
+    let Arguments { paths, images, repeats, only, by_port } = arguments(usage, 1);
     let image = &images[0];
     let cases = cases
         .into_iter()
         .filter(|((name, ..), _)| name.contains(only.as_str()))
-        .map(|((name, id, given), others)| (name, id, given, with_image(port, image, others(image))));
+        .map(|((name, id, given), others)| (name, id, given, with_port_images(id, &by_port, with_image(port, image, others(image)))));
     run(&paths[0], image, repeats, cases);
 }

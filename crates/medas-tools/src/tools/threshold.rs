@@ -65,7 +65,7 @@ impl Histogram {
 
     /// The bin of a finite value within `[min, max]`: estimated by scaling, then corrected
     /// against the edges so that rounding never moves a value across one.
-    fn bin(&self, x: f64) -> usize {
+    pub fn bin(&self, x: f64) -> usize {
         let bins = self.counts.len();
         let scaled = (x - self.min) * (bins as f64 / (self.max - self.min));
         let mut b = (scaled.max(0.0) as usize).min(bins - 1);

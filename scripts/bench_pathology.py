@@ -1,0 +1,57 @@
+"""Times scikit-image and torchstain (numpy backend) on the pathology cases
+scripts/bench-pathology ran with MEDAS, on the same pixels, and prints MEDAS's time as a
+fraction of each reference's."""
+import json
+import os
+import sys
+from importlib.metadata import version
+
+import numpy as np
+import torchstain
+from skimage import color, io
+from skimage.filters import threshold_otsu
+
+from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+
+
+def macenko(source, target):
+    """What torchstain users write: fit on the target, normalise the image (no H and E images)."""
+    normalizer = torchstain.normalizers.MacenkoNormalizer(backend="numpy")
+    normalizer.fit(target)
+    return normalizer.normalize(source, stains=False)
+
+
+def reinhard(source, target):
+    normalizer = torchstain.normalizers.ReinhardNormalizer(backend="numpy")
+    normalizer.fit(target)
+    return normalizer.normalize(source)
+
+
+def tissue(rgb):
+    """What scikit-image users write: grey level, Otsu's threshold, tissue below it."""
+    grey = color.rgb2gray(rgb)
+    return grey < threshold_otsu(grey)
+
+
+def main():
+    ihc_path, work, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ours = {name: json.load(open(f"{work}/medas_{name}.json")) for name in ("ihc", "slide")}
+    ihc, slide, target = io.imread(ihc_path), io.imread(f"{work}/slide.png"), io.imread(f"{work}/target.png")
+    rows = [
+        ("ihc", "rgb2hed", "skimage rgb2hed", "rgb2hed", lambda: color.rgb2hed(ihc)),
+        ("slide", "rgb2hed", "skimage rgb2hed", "rgb2hed", lambda: color.rgb2hed(slide)),
+        ("slide", "Macenko", "torchstain fit + normalize", "macenko", lambda: macenko(slide, target)),
+        ("slide", "Reinhard", "torchstain fit + normalize", "reinhard", lambda: reinhard(slide, target)),
+        ("slide", "tissue mask", "rgb2gray + threshold_otsu", "tissue_grey", lambda: tissue(slide)),
+    ]
+    print(f"ihc.png {ihc.shape[1]}x{ihc.shape[0]}; cmu_small_region.svs level 0 {slide.shape[1]}x{slide.shape[0]}, "
+          f"target {target.shape[1]}x{target.shape[0]}; best of {repeats}, {os.cpu_count()} cores, "
+          f"MEDAS {ours['slide']['threads']} threads, numpy {np.__version__}, torchstain {version('torchstain')}")
+    print(f"{'image':6} {'case':12} {'reference':28} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
+    for image, what, reference, key, fn in rows:
+        theirs, mine = best(fn, repeats), ours[image]["tools"][key]["best_s"]
+        print(f"{image:6} {what:12} {reference:28} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
