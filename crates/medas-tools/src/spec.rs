@@ -12,6 +12,8 @@ pub enum Category {
     Preprocess,
     /// Slide and stain tools for digital pathology.
     Pathology,
+    /// Converting annotations (polygons, point lists, label maps) into training targets.
+    Annotation,
     Augment,
     Dataset,
     Network,
@@ -251,6 +253,12 @@ impl ToolSpec {
 
     pub fn param(mut self, param: ParamSpec) -> ToolSpec {
         self.params.push(param);
+        self
+    }
+
+    /// Several parameters at once (a group that several tools share).
+    pub fn params(mut self, params: Vec<ParamSpec>) -> ToolSpec {
+        self.params.extend(params);
         self
     }
 

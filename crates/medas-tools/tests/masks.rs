@@ -36,6 +36,10 @@ for s, structure in shapes.items():
     for o, op in ops.items():
         np.save(out + f"/{o}_{s}.npy", op(m, structure=structure).astype(np.uint8))
 np.save(out + "/edt.npy", nd.distance_transform_edt(m, sampling=spacing))
+grey = {"dilate": nd.grey_dilation, "erode": nd.grey_erosion, "open": nd.grey_opening, "close": nd.grey_closing}
+for s, footprint in shapes.items():
+    for o, op in grey.items():
+        np.save(out + f"/grey_{o}_{s}.npy", op(ct, footprint=footprint))
 np.save(out + "/signed_edt.npy", nd.distance_transform_edt(~m, sampling=spacing) - nd.distance_transform_edt(m, sampling=spacing))
 "#;
 
@@ -162,6 +166,24 @@ fn morphology_matches_scipy_with_ball_and_box() {
             assert_identical(&image_out(&mut out, "mask"), &reference(fixture, &format!("{operation}_{name}")), &format!("{operation} {name}"));
         }
     }
+}
+
+/// Grey-level morphology of the CT itself (int16 HU), ball and box, scipy's reflect border.
+#[test]
+fn grey_morphology_matches_scipy_with_ball_and_box() {
+    let Some(fixture) = fixture() else { return };
+    let ct = medas_io::read(file("pyradiomics/lung1_image.nrrd").unwrap()).unwrap();
+    for (shape, radius, name) in [("ball", json!(2), "ball2"), ("box", json!([1]), "box1")] {
+        for operation in ["dilate", "erode", "open", "close"] {
+            let given = json!({"operation": operation, "shape": shape, "radius": radius});
+            let result = image_out(&mut run("preprocess.grey_morphology", "image", &ct, given).unwrap(), "image");
+            assert_eq!(result.scalar_type(), ScalarType::I16, "voxel type kept");
+            assert_eq!(result.geometry(), ct.geometry());
+            assert_identical(&result, &reference(fixture, &format!("grey_{operation}_{name}")), &format!("grey {operation} {name}"));
+        }
+    }
+    let e = expect_error(run("preprocess.grey_morphology", "image", &ct, json!({"radius": [1, 2]})), "grey").to_string();
+    assert!(e.contains("\"radius\" holds 2 values; give one for all axes or one per axis (3)"), "{e}");
 }
 
 #[test]

@@ -54,7 +54,7 @@ impl RemapLabels {
         RemapLabels(
             ToolSpec::new(
                 "annotation.remap_labels",
-                Category::Preprocess,
+                Category::Annotation,
                 "Remap labels",
                 "Replaces label values by a table (\"from:to, from:to\"; labels not in it are kept or set \
                  to 0), or, with sequential, renumbers the labels present to 1..N in increasing order \
@@ -115,7 +115,7 @@ impl OneHot {
         OneHot(
             ToolSpec::new(
                 "annotation.one_hot",
-                Category::Preprocess,
+                Category::Annotation,
                 "One-hot encode",
                 "Turns a label map into one uint8 channel per class (a multi-component image, channel c \
                  is 1 where the label equals classes[c]), as numpy's eye(n)[labels] for labels 0..n-1. \

@@ -17,11 +17,11 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::sync::Arc;
 
-const OPERATIONS: [&str; 4] = ["dilate", "erode", "open", "close"];
-const SHAPES: [&str; 2] = ["ball", "box"];
+pub(crate) const OPERATIONS: [&str; 4] = ["dilate", "erode", "open", "close"];
+pub(crate) const SHAPES: [&str; 2] = ["ball", "box"];
 
 /// One segment of the element: rows at `(dj, dk)` from the output row, `[-w, w]` along axis 0.
-type Segment = (isize, isize, u32);
+pub(crate) type Segment = (isize, isize, u32);
 
 pub struct Morphology(ToolSpec);
 
@@ -39,15 +39,7 @@ impl Morphology {
                  background (border_value=0), so erosion, and hence closing, clears foreground within a \
                  radius of the edge (pad first to avoid it). Output uint8 0/1.",
             )
-            .param(ParamSpec::choice("operation", "dilate, erode, open or close.", &OPERATIONS).default("dilate"))
-            .param(ParamSpec::choice("shape", "Structuring element: ball or box.", &SHAPES).default("ball"))
-            .param(
-                ParamSpec::list("radius", "Radius in voxels: one for every axis, or one per axis (i, j[, k]).", ParamKind::Int { min: Some(0), max: Some(100) })
-                    .range(1.0, 3.0)
-                    .default(json!([1]))
-                    .unit("voxels")
-                    .tunable(),
-            )
+            .params(element_params())
             .input(super::mask::mask_input())
             .output(PortSpec::new("mask", PortType::LabelImage, "The uint8 result.")),
         )
@@ -63,19 +55,7 @@ impl Tool for Morphology {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "mask")?;
         let runs = mask::foreground_runs(&image, id)?;
-        let radius = radii(params, runs.grid.rank, id)?;
-        let segments = match params.text("shape")? {
-            "ball" => ball(radius),
-            "box" => cuboid(radius),
-            other => return Err(bad_param(id, "shape", other, &SHAPES)),
-        };
-        let steps: &[bool] = match params.text("operation")? {
-            "dilate" => &[true],
-            "erode" => &[false],
-            "open" => &[false, true],
-            "close" => &[true, false],
-            other => return Err(bad_param(id, "operation", other, &OPERATIONS)),
-        };
+        let (segments, steps) = element(params, runs.grid.rank, id)?;
         context.progress(0.1);
         let mut current = runs;
         let mut result = Vec::new();
@@ -92,8 +72,39 @@ impl Tool for Morphology {
     }
 }
 
+/// The parameters of every morphology tool: operation, element shape and radius.
+pub(crate) fn element_params() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::choice("operation", "dilate, erode, open or close.", &OPERATIONS).default("dilate"),
+        ParamSpec::choice("shape", "Structuring element: ball or box.", &SHAPES).default("ball"),
+        ParamSpec::list("radius", "Radius in voxels: one for every axis, or one per axis (i, j[, k]).", ParamKind::Int { min: Some(0), max: Some(100) })
+            .range(1.0, 3.0)
+            .default(json!([1]))
+            .unit("voxels")
+            .tunable(),
+    ]
+}
+
+/// The element's row segments and the steps of the operation (true: dilate, false: erode).
+pub(crate) fn element(params: &Params, rank: usize, id: &str) -> Result<(Vec<Segment>, &'static [bool]), ToolError> {
+    let radius = radii(params, rank, id)?;
+    let segments = match params.text("shape")? {
+        "ball" => ball(radius),
+        "box" => cuboid(radius),
+        other => return Err(bad_param(id, "shape", other, &SHAPES)),
+    };
+    let steps: &[bool] = match params.text("operation")? {
+        "dilate" => &[true],
+        "erode" => &[false],
+        "open" => &[false, true],
+        "close" => &[true, false],
+        other => return Err(bad_param(id, "operation", other, &OPERATIONS)),
+    };
+    Ok((segments, steps))
+}
+
 /// The radius per axis `[ri, rj, rk]` (`rk = 0` for 2-D images).
-fn radii(params: &Params, rank: usize, id: &str) -> Result<[u32; 3], ToolError> {
+pub(crate) fn radii(params: &Params, rank: usize, id: &str) -> Result<[u32; 3], ToolError> {
     let given: Vec<u32> =
         params.value("radius").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_u64()).map(|v| v as u32).collect();
     let mut radius = match given.as_slice() {
@@ -121,7 +132,7 @@ fn in_ball(d: [i64; 3], r: [i64; 3]) -> bool {
     sum <= scale
 }
 
-fn ball(radius: [u32; 3]) -> Vec<Segment> {
+pub(crate) fn ball(radius: [u32; 3]) -> Vec<Segment> {
     let r = radius.map(i64::from);
     let mut segments = Vec::new();
     for dk in -r[2]..=r[2] {
@@ -134,7 +145,7 @@ fn ball(radius: [u32; 3]) -> Vec<Segment> {
     segments
 }
 
-fn cuboid(radius: [u32; 3]) -> Vec<Segment> {
+pub(crate) fn cuboid(radius: [u32; 3]) -> Vec<Segment> {
     let r = radius.map(|x| x as isize);
     let mut segments = Vec::new();
     for dk in -r[2]..=r[2] {

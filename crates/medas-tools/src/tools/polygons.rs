@@ -134,7 +134,7 @@ impl PolygonsToLabels {
         PolygonsToLabels(
             ToolSpec::new(
                 "annotation.polygons_to_labels",
-                Category::Preprocess,
+                Category::Annotation,
                 "Polygons to instance labels",
                 "Rasterises the polygons of an Aperio ImageScope XML file (MoNuSeg's annotation format: \
                  Annotation > Regions > Region > Vertices > Vertex X, Y in level-0 pixels) into a 2-D \

@@ -91,7 +91,7 @@ impl PointsToSpheres {
         PointsToSpheres(
             ToolSpec::new(
                 "annotation.points_to_spheres",
-                Category::Preprocess,
+                Category::Annotation,
                 "Points to spheres",
                 "Reads findings given in world coordinates with a diameter (LUNA16 annotations.csv: \
                  seriesuid, coordX, coordY, coordZ, diameter_mm, in the physical space of the scan's \
