@@ -4,7 +4,9 @@ import json
 import os
 import sys
 
+import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as nd
 from skimage.filters import threshold_otsu
 
 from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
@@ -20,6 +22,12 @@ def to_spacing(image, spacing, interpolator, pixel):
 def otsu_mask(array):
     """What scikit-image users write: the threshold, then the mask above it."""
     return array > threshold_otsu(array)
+
+
+def ball(radius):
+    d = np.arange(-radius, radius + 1)
+    i, j, k = np.meshgrid(d, d, d, indexing="ij")
+    return i * i + j * j + k * k <= radius * radius
 
 
 def main():
@@ -38,6 +46,10 @@ def main():
         ("resample 1 mm B-spline", "SimpleITK Resample", "resample_bspline_1mm",
          lambda: to_spacing(image, one, sitk.sitkBSpline, sitk.sitkFloat32)),
         ("Otsu + mask", "skimage threshold_otsu, a > t", "otsu_256", lambda: otsu_mask(array)),
+        ("grey dilation ball r=2", "scipy nd.grey_dilation", "grey_dilate_ball_2",
+         lambda: nd.grey_dilation(array, footprint=ball(2))),
+        ("grey closing box r=1", "scipy nd.grey_closing", "grey_close_box_1",
+         lambda: nd.grey_closing(array, footprint=np.ones((3, 3, 3), bool))),
     ]
     size = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size} {array.dtype}, best of {repeats}, {os.cpu_count()} cores, "

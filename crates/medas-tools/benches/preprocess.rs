@@ -18,6 +18,8 @@ fn cases() -> Vec<support::Case> {
         ("resample_nearest_1mm", "preprocess.resample", json!({"spacing": [1.0], "interpolator": "nearest"})),
         ("resample_bspline_1mm", "preprocess.resample", json!({"spacing": [1.0], "interpolator": "bspline"})),
         ("otsu_256", "preprocess.otsu_threshold", json!({"bins": 256})),
+        ("grey_dilate_ball_2", "preprocess.grey_morphology", json!({"operation": "dilate", "shape": "ball", "radius": 2})),
+        ("grey_close_box_1", "preprocess.grey_morphology", json!({"operation": "close", "shape": "box", "radius": 1})),
     ]
 }
 
