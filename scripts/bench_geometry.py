@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+from bench_io import print_ratios  # the ratio table every benchmark prints
 
 
 def grid(size, spacing, origin, direction):
@@ -85,10 +85,7 @@ def main():
     size_text = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size_text} int16, best of {repeats}, {os.cpu_count()} cores, "
           f"SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads, MEDAS {ours['threads']} threads")
-    print(f"{'case':30} {'reference':30} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
-    for what, reference, key, fn in rows:
-        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
-        print(f"{what:30} {reference:30} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+    print_ratios(rows, ours, repeats, widths=(30, 30))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 from skimage.filters import threshold_multiotsu
 
-from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+from bench_io import print_ratios  # the ratio table every benchmark prints
 
 
 def zscore(a, m=None):
@@ -53,10 +53,7 @@ def main():
     size = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size} {a.dtype}, best of {repeats}, {os.cpu_count()} cores, "
           f"SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads, MEDAS {ours['threads']} threads")
-    print(f"{'case':22} {'reference':34} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
-    for what, name, key, fn in rows:
-        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
-        print(f"{what:22} {name:34} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+    print_ratios(rows, ours, repeats, widths=(22, 34))
 
 
 if __name__ == "__main__":

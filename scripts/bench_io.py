@@ -20,6 +20,16 @@ def best(fn, repeats):
     return min(times)
 
 
+def print_ratios(rows, ours, repeats, widths=(26, 30)):
+    """Times each reference row `(what, reference, key, fn)` and prints it beside MEDAS's best
+    time for `key` in the probe's report, with MEDAS's time over the reference's."""
+    what_width, reference_width = widths
+    print(f"{'case':{what_width}} {'reference':{reference_width}} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
+    for what, reference, key, fn in rows:
+        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
+        print(f"{what:{what_width}} {reference:{reference_width}} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+
+
 def pydicom_stack(folder):
     """What a researcher writes: read every file, sort by position on the normal, stack, rescale."""
     slices = [pydicom.dcmread(f) for f in glob.glob(os.path.join(folder, "*"))]

@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as nd
 
-from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+from bench_io import print_ratios  # the ratio table every benchmark prints
 
 
 def write_lung_mask(ct_path, mask_path):
@@ -53,10 +53,7 @@ def compare(mask_path, ours_json, repeats):
     size = "x".join(str(n) for n in ours["size"])
     print(f"lung1 mask (HU <= -400) {size}, {int(mask.sum())} voxels set, best of {repeats}, "
           f"{os.cpu_count()} cores, MEDAS {ours['threads']} threads, scipy 1 thread")
-    print(f"{'case':26} {'reference':28} {'scipy s':>9} {'MEDAS s':>9} {'MEDAS / ref':>12}")
-    for what, reference, key, fn in rows:
-        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
-        print(f"{what:26} {reference:28} {theirs:9.4f} {mine:9.4f} {mine / theirs:12.2f}")
+    print_ratios(rows, ours, repeats, widths=(26, 28))
 
 
 def main():

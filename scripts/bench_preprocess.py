@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from scipy import ndimage as nd
 from skimage.filters import threshold_otsu
 
-from bench_io import best  # best-of-N wall time, shared with the I/O benchmark
+from bench_io import print_ratios  # the ratio table every benchmark prints
 
 
 def to_spacing(image, spacing, interpolator, pixel):
@@ -54,10 +54,7 @@ def main():
     size = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size} {array.dtype}, best of {repeats}, {os.cpu_count()} cores, "
           f"SimpleITK {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads, MEDAS {ours['threads']} threads")
-    print(f"{'case':24} {'reference':36} {'reference s':>12} {'MEDAS s':>9} {'MEDAS / ref':>12}")
-    for what, reference, key, fn in rows:
-        theirs, mine = best(fn, repeats), ours["tools"][key]["best_s"]
-        print(f"{what:24} {reference:36} {theirs:12.4f} {mine:9.4f} {mine / theirs:12.2f}")
+    print_ratios(rows, ours, repeats, widths=(24, 36))
 
 
 if __name__ == "__main__":
