@@ -32,44 +32,41 @@ pub fn warp<T: Scalar>(input: &[T], shape: [usize; 3], out_shape: [usize; 3], ma
             let mut out = vec![T::from_f64(default); total];
             out.par_chunks_mut(line).enumerate().for_each(|(l, out)| {
                 let start = line_start(map, l, out_shape);
-                for (i, o) in out.iter_mut().enumerate() {
-                    if let Some(x) = inside(&point(map, start, i), shape) {
-                        let at = |a: usize| ((x[a] + 0.5).floor() as usize).min(shape[a] - 1);
-                        *o = input[at(0) + shape[0] * (at(1) + shape[1] * at(2))];
-                    }
+                for i in inside_range(map, start, out.len(), shape) {
+                    let x = point(map, start, i);
+                    let at = |a: usize| ((x[a] + 0.5).floor() as usize).min(shape[a] - 1);
+                    out[i] = input[at(0) + shape[0] * (at(1) + shape[1] * at(2))];
                 }
             });
             Warped::Same(out)
         }
-        Interpolator::Linear => {
-            let values: Vec<f32> = input.iter().map(|v| v.to_f64() as f32).collect();
-            Warped::Float(sample(&values, shape, out_shape, map, default, linear_taps))
-        }
+        // Read straight from the input's type: converting the whole volume to f32 first costs
+        // more than the sampling itself.
+        Interpolator::Linear => Warped::Float(sample(input, shape, out_shape, map, default, linear_at)),
         Interpolator::BSpline => {
             let mut values: Vec<f32> = input.iter().map(|v| v.to_f64() as f32).collect();
             (0..3).for_each(|axis| bspline_prefilter(&mut values, &shape, axis));
-            Warped::Float(sample(&values, shape, out_shape, map, default, bspline_taps))
+            let bspline_at = |values: &[f32], shape: [usize; 3], x: &[f64; 3]| interpolate(values, shape, x, &bspline_taps);
+            Warped::Float(sample(&values, shape, out_shape, map, default, bspline_at))
         }
     }
 }
 
-/// Every output voxel inside the input as the `N`-tap separable interpolation `taps` of
-/// `values`; `default` elsewhere.
-fn sample<const N: usize>(
-    values: &[f32],
+/// Every output voxel inside the input as `at` (an interpolation of `values` at a continuous
+/// index); `default` elsewhere.
+fn sample<T: Scalar>(
+    values: &[T],
     shape: [usize; 3],
     out_shape: [usize; 3],
     map: &IndexMap,
     default: f64,
-    taps: impl Fn(f64, usize) -> ([usize; N], [f32; N]) + Sync,
+    at: impl Fn(&[T], [usize; 3], &[f64; 3]) -> f32 + Sync,
 ) -> Vec<f32> {
     let mut out = vec![default as f32; out_shape.iter().product()];
     out.par_chunks_mut(out_shape[0].max(1)).enumerate().for_each(|(l, out)| {
         let start = line_start(map, l, out_shape);
-        for (i, o) in out.iter_mut().enumerate() {
-            if let Some(x) = inside(&point(map, start, i), shape) {
-                *o = interpolate(values, shape, &x, &taps);
-            }
+        for i in inside_range(map, start, out.len(), shape) {
+            out[i] = at(values, shape, &point(map, start, i));
         }
     });
     out
@@ -128,8 +125,62 @@ fn point(map: &IndexMap, start: [f64; 3], i: usize) -> [f64; 3] {
     std::array::from_fn(|r| start[r] + map.columns[0][r] * i as f64)
 }
 
-fn inside(x: &[f64; 3], shape: [usize; 3]) -> Option<[f64; 3]> {
-    (0..3).all(|a| x[a] >= -0.5 && x[a] < shape[a] as f64 - 0.5).then_some(*x)
+fn inside(x: &[f64; 3], shape: [usize; 3]) -> bool {
+    (0..3).all(|a| x[a] >= -0.5 && x[a] < shape[a] as f64 - 0.5)
+}
+
+/// The output indices `i < len` of the line from `start` whose points lie inside the input: an
+/// interval, since each coordinate is monotonic in `i`. Solved per axis, then settled against
+/// [`inside`] itself so that rounding never moves a voxel across the border.
+fn inside_range(map: &IndexMap, start: [f64; 3], len: usize, shape: [usize; 3]) -> std::ops::Range<usize> {
+    let (mut low, mut high) = (0.0f64, len as f64);
+    for a in 0..3 {
+        let (s, c, top) = (start[a], map.columns[0][a], shape[a] as f64 - 0.5);
+        if c == 0.0 {
+            if !(s >= -0.5 && s < top) {
+                return 0..0;
+            }
+            continue;
+        }
+        let (from, to) = ((-0.5 - s) / c, (top - s) / c);
+        let (from, to) = if c > 0.0 { (from, to) } else { (to, from) };
+        low = low.max(from.floor() - 1.0);
+        high = high.min(to.ceil() + 1.0);
+    }
+    if !(low < high) {
+        return 0..0;
+    }
+    let is_inside = |i: usize| inside(&point(map, start, i), shape);
+    let (mut first, mut end) = (low.max(0.0) as usize, (high.min(len as f64) as usize).min(len));
+    while first < end && !is_inside(first) {
+        first += 1;
+    }
+    while end > first && !is_inside(end - 1) {
+        end -= 1;
+    }
+    first..end
+}
+
+/// Trilinear interpolation at `x` (inside the input), edge voxels repeated. Away from the
+/// upper edges the eight neighbours are read at fixed offsets with no clamping (an axis of one
+/// voxel, as the third of a 2-D image, steps by 0).
+fn linear_at<T: Scalar>(values: &[T], shape: [usize; 3], x: &[f64; 3]) -> f32 {
+    let flat = shape.map(|n| n == 1);
+    let floor: [f64; 3] = std::array::from_fn(|a| if flat[a] { 0.0 } else { x[a].floor() });
+    let interior = (0..3).all(|a| flat[a] || (floor[a] >= 0.0 && floor[a] < shape[a] as f64 - 1.0));
+    if !interior {
+        return interpolate(values, shape, x, &linear_taps);
+    }
+    let [i, j, k] = floor.map(|f| f as usize);
+    let [ti, tj, tk] = std::array::from_fn(|a| (x[a] - floor[a]) as f32 * f32::from(u8::from(!flat[a])));
+    let [step_i, step_j, step_k] =
+        std::array::from_fn(|a| if flat[a] { 0 } else { shape[..a].iter().product::<usize>() });
+    let base = i + shape[0] * (j + shape[1] * k);
+    let v = |offset: usize| values[base + offset].to_f64() as f32;
+    let along = |offset: usize| v(offset) + ti * (v(offset + step_i) - v(offset));
+    let near = along(0) + tj * (along(step_j) - along(0));
+    let far = along(step_k) + tj * (along(step_k + step_j) - along(step_k));
+    near + tk * (far - near)
 }
 
 /// Along one axis of `len` voxels at `x`: the two neighbours and their weights (edge repeated).
@@ -147,13 +198,13 @@ fn bspline_taps(x: f64, len: usize) -> ([usize; 4], [f32; 4]) {
     (std::array::from_fn(|k| mirror(first + k as isize, len)), weights.map(|w| w as f32))
 }
 
-fn interpolate<const N: usize>(values: &[f32], shape: [usize; 3], x: &[f64; 3], taps: &impl Fn(f64, usize) -> ([usize; N], [f32; N])) -> f32 {
+fn interpolate<T: Scalar, const N: usize>(values: &[T], shape: [usize; 3], x: &[f64; 3], taps: &impl Fn(f64, usize) -> ([usize; N], [f32; N])) -> f32 {
     let [(i, wi), (j, wj), (k, wk)] = [0, 1, 2].map(|a| taps(x[a], shape[a]));
     let mut sum = 0.0f32;
     for c in 0..N {
         for b in 0..N {
             let row = &values[shape[0] * (j[b] + shape[1] * k[c])..];
-            let along: f32 = (0..N).map(|a| wi[a] * row[i[a]]).sum();
+            let along: f32 = (0..N).map(|a| wi[a] * row[i[a]].to_f64() as f32).sum();
             sum += wk[c] * wj[b] * along;
         }
     }
