@@ -34,7 +34,8 @@ impl StitchTiles {
                  mean of their values (computed in float64 and rounded to the nearest integer for \
                  integer types), so identical overlaps come back unchanged. centre: the value of the \
                  tile whose centre is nearest (the first such tile on a tie), the rule for label maps \
-                 (no mixed labels, no seams from tile borders). Voxels no tile covers get `fill`.",
+                 (no mixed labels, no seams from tile borders). Voxels no tile covers get `fill`. Memory: \
+                 the output plus, for mean, a float64 sum per value and a count per voxel of the union.",
             )
             .param(ParamSpec::choice("mode", "How overlapping tiles combine.", &["mean", "centre"]).default("mean"))
             .param(ParamSpec::float("fill", "The value of voxels no tile covers.").default(0.0))
