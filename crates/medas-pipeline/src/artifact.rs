@@ -1,17 +1,19 @@
 //! Node outputs on disk and their content hashes. An image is stored as an uncompressed
 //! MetaImage (`.mha`, opens in 3D Slicer and ITK-SNAP) with a JSON sidecar holding its exact
-//! geometry and metadata; a scalar lives in the record itself; a file is copied.
+//! geometry and metadata; a scalar lives in the record itself; a file is copied. An image set
+//! is one such image per member (`PORT.00000.mha`, ...) and a manifest of the members' names
+//! (`PORT.set.json`); a table is its JSON form (`PORT.table.json`).
 
 use medas_image::{Geometry, Image, Metadata};
 use medas_io::raw::{ByteOrder, for_each_block};
-use medas_tools::Data;
+use medas_tools::{Data, NamedImage, Table};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// What is known of one output without loading it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRecord {
-    /// `image`, `scalar` or `file`.
+    /// `image`, `scalar`, `file`, `image_set` or `table`.
     pub kind: String,
     /// Content hash (BLAKE3, hex).
     pub hash: String,
@@ -24,6 +26,9 @@ pub struct ArtifactRecord {
     pub path: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The members' image files of an image set, in order (their names are in `file`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 impl ArtifactRecord {
@@ -31,6 +36,9 @@ impl ArtifactRecord {
     pub fn stored_files(&self) -> Vec<String> {
         match (&self.file, self.kind.as_str()) {
             (Some(file), "image") => vec![file.clone(), sidecar_name(file)],
+            (Some(file), "image_set") => {
+                std::iter::once(file.clone()).chain(self.members.iter().flat_map(|m| [m.clone(), sidecar_name(m)])).collect()
+            }
             (Some(file), _) => vec![file.clone()],
             (None, _) => Vec::new(),
         }
@@ -62,18 +70,16 @@ pub enum ArtifactError {
 pub fn data_hash(data: &Data) -> String {
     let mut hasher = blake3::Hasher::new();
     match data {
-        Data::Image(image) => {
-            let header = serde_json::json!({
-                "type": image.scalar_type().name(),
-                "shape": image.voxels().shape(),
-                "components": image.components(),
-                "geometry": image.geometry(),
-                "metadata": image.metadata,
-            });
-            hasher.update(b"image\0").update(header.to_string().as_bytes());
-            for_each_block(image.voxels(), image.components(), ByteOrder::Little, |block| {
-                hasher.update(block);
-            });
+        Data::Image(image) => hash_image(&mut hasher, image),
+        Data::ImageSet(members) => {
+            hasher.update(b"image_set\0");
+            for member in members {
+                hasher.update(member.name.as_bytes()).update(b"\0");
+                hash_image(&mut hasher, &member.image);
+            }
+        }
+        Data::Table(table) => {
+            hasher.update(b"table\0").update(table.to_json().to_string().as_bytes());
         }
         Data::Scalar(value) => {
             hasher.update(b"scalar\0").update(&value.to_bits().to_le_bytes());
@@ -83,6 +89,20 @@ pub fn data_hash(data: &Data) -> String {
         }
     }
     hasher.finalize().to_hex().to_string()
+}
+
+fn hash_image(hasher: &mut blake3::Hasher, image: &Image) {
+    let header = serde_json::json!({
+        "type": image.scalar_type().name(),
+        "shape": image.voxels().shape(),
+        "components": image.components(),
+        "geometry": image.geometry(),
+        "metadata": image.metadata,
+    });
+    hasher.update(b"image\0").update(header.to_string().as_bytes());
+    for_each_block(image.voxels(), image.components(), ByteOrder::Little, |block| {
+        hasher.update(block);
+    });
 }
 
 /// Identifies the state of a file or folder cheaply: path, size and modification time of
@@ -118,39 +138,74 @@ fn fingerprint_into(root: &Path, path: &Path, lines: &mut Vec<String>, depth: us
 
 /// Saves `data` of output `port` into `dir` and returns its record.
 pub fn write(dir: &Path, port: &str, data: &Data, hash: String) -> Result<ArtifactRecord, ArtifactError> {
-    let mut record = ArtifactRecord { kind: data.kind_name().into(), hash, file: None, path: None, value: None };
+    let mut record =
+        ArtifactRecord { kind: data.kind_name().into(), hash, file: None, path: None, value: None, members: Vec::new() };
     match data {
-        Data::Image(image) => {
-            let name = format!("{port}.mha");
-            let path = dir.join(&name);
-            let options = medas_io::metaimage::WriteOptions { compress: false };
-            medas_io::metaimage::write_with(image, &path, &options)
-                .map_err(|source| ArtifactError::Image { path: path.clone(), source })?;
-            let sidecar = Sidecar { geometry: image.geometry().clone(), metadata: image.metadata.clone() };
-            let side_path = dir.join(sidecar_name(&name));
-            let text = serde_json::to_vec_pretty(&sidecar).expect("geometry and metadata serialise");
-            std::fs::write(&side_path, text).map_err(|source| ArtifactError::Write { path: side_path, source })?;
-            record.file = Some(name);
+        Data::Image(image) => record.file = Some(write_image(dir, &format!("{port}.mha"), image)?),
+        Data::ImageSet(members) => {
+            for (index, member) in members.iter().enumerate() {
+                record.members.push(write_image(dir, &format!("{port}.{index:05}.mha"), &member.image)?);
+            }
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            record.file = Some(write_json(dir, &format!("{port}.set.json"), &serde_json::json!(names))?);
         }
+        Data::Table(table) => record.file = Some(write_json(dir, &format!("{port}.table.json"), &table.to_json())?),
         Data::Scalar(value) => record.value = Some(*value),
         Data::File(path) => record.path = Some(path.clone()),
     }
     Ok(record)
 }
 
+/// Writes `image` as `dir/name` with its sidecar; returns `name`.
+fn write_image(dir: &Path, name: &str, image: &Image) -> Result<String, ArtifactError> {
+    let path = dir.join(name);
+    let options = medas_io::metaimage::WriteOptions { compress: false };
+    medas_io::metaimage::write_with(image, &path, &options).map_err(|source| ArtifactError::Image { path: path.clone(), source })?;
+    let sidecar = Sidecar { geometry: image.geometry().clone(), metadata: image.metadata.clone() };
+    write_json(dir, &sidecar_name(name), &sidecar)?;
+    Ok(name.to_string())
+}
+
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<String, ArtifactError> {
+    let path = dir.join(name);
+    let text = serde_json::to_vec_pretty(value).expect("geometry, metadata, names and tables serialise");
+    std::fs::write(&path, text).map_err(|source| ArtifactError::Write { path, source })?;
+    Ok(name.to_string())
+}
+
+fn read_image_file(dir: &Path, file: &str) -> Result<Image, ArtifactError> {
+    let unreadable = |path: &Path, reason: String| ArtifactError::Read { path: path.to_path_buf(), reason };
+    let path = dir.join(file);
+    let mut image = medas_io::metaimage::read(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+    let side_path = dir.join(sidecar_name(file));
+    let text = std::fs::read(&side_path).map_err(|e| unreadable(&side_path, e.to_string()))?;
+    let sidecar: Sidecar = serde_json::from_slice(&text).map_err(|e| unreadable(&side_path, e.to_string()))?;
+    image.set_geometry(sidecar.geometry).map_err(|e| unreadable(&side_path, e.to_string()))?;
+    image.metadata = sidecar.metadata;
+    Ok(image)
+}
+
+fn read_image_set(dir: &Path, manifest: &str, members: &[String]) -> Result<Vec<NamedImage>, ArtifactError> {
+    let path = dir.join(manifest);
+    let unreadable = |reason: String| ArtifactError::Read { path: path.clone(), reason };
+    let text = std::fs::read(&path).map_err(|e| unreadable(e.to_string()))?;
+    let names: Vec<String> = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
+    if names.len() != members.len() {
+        return Err(unreadable(format!("names {} members, the record {}", names.len(), members.len())));
+    }
+    names.into_iter().zip(members).map(|(name, file)| Ok(NamedImage { name, image: read_image_file(dir, file)? })).collect()
+}
+
 /// Loads an artifact stored by [`write`] in `dir`.
 pub fn read(dir: &Path, record: &ArtifactRecord) -> Result<Data, ArtifactError> {
     let unreadable = |path: &Path, reason: String| ArtifactError::Read { path: path.to_path_buf(), reason };
     match (record.kind.as_str(), &record.file, record.value, &record.path) {
-        ("image", Some(file), _, _) => {
+        ("image", Some(file), _, _) => read_image_file(dir, file).map(Data::Image),
+        ("image_set", Some(file), _, _) => read_image_set(dir, file, &record.members).map(Data::ImageSet),
+        ("table", Some(file), _, _) => {
             let path = dir.join(file);
-            let mut image = medas_io::metaimage::read(&path).map_err(|e| unreadable(&path, e.to_string()))?;
-            let side_path = dir.join(sidecar_name(file));
-            let text = std::fs::read(&side_path).map_err(|e| unreadable(&side_path, e.to_string()))?;
-            let sidecar: Sidecar = serde_json::from_slice(&text).map_err(|e| unreadable(&side_path, e.to_string()))?;
-            image.set_geometry(sidecar.geometry).map_err(|e| unreadable(&side_path, e.to_string()))?;
-            image.metadata = sidecar.metadata;
-            Ok(Data::Image(image))
+            let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+            Table::from_json(&text).map(Data::Table).map_err(|reason| unreadable(&path, reason))
         }
         ("scalar", _, Some(value), _) => Ok(Data::Scalar(value)),
         ("file", _, _, Some(path)) => Ok(Data::File(path.clone())),

@@ -310,6 +310,7 @@ impl Run<'_> {
 fn run_relative(node: &str, record: &ArtifactRecord) -> ArtifactRecord {
     let mut shown = record.clone();
     shown.file = record.file.as_ref().map(|f| format!("nodes/{node}/{f}"));
+    shown.members = record.members.iter().map(|f| format!("nodes/{node}/{f}")).collect();
     shown
 }
 

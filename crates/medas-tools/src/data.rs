@@ -4,6 +4,7 @@
 
 use crate::error::ToolError;
 use crate::spec::{PortType, ToolSpec};
+use crate::table::Table;
 use medas_image::Image;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,16 @@ pub enum Data {
     Image(Image),
     Scalar(f64),
     File(PathBuf),
+    /// Images with names (file names when saved), e.g. the tiles of a slide; in order.
+    ImageSet(Vec<NamedImage>),
+    Table(Table),
+}
+
+/// A member of an image set.
+#[derive(Debug, Clone)]
+pub struct NamedImage {
+    pub name: String,
+    pub image: Image,
 }
 
 /// Values by input port name.
@@ -30,6 +41,8 @@ impl Data {
             (Data::Image(_), PortType::Image | PortType::LabelImage)
                 | (Data::Scalar(_), PortType::Scalar)
                 | (Data::File(_), PortType::File)
+                | (Data::ImageSet(_), PortType::ImageSet)
+                | (Data::Table(_), PortType::Table)
         )
     }
 
@@ -38,6 +51,8 @@ impl Data {
             Data::Image(_) => "image",
             Data::Scalar(_) => "scalar",
             Data::File(_) => "file",
+            Data::ImageSet(_) => "image_set",
+            Data::Table(_) => "table",
         }
     }
 
@@ -74,6 +89,8 @@ pub fn load_input(spec: &ToolSpec, port: &str, text: &str) -> Result<Data, ToolE
             };
             Ok(Data::Scalar(number))
         }
+        PortType::ImageSet => read_image_set(path).map(Data::ImageSet).map_err(|reason| failed(spec, format!("input {port:?}: {reason}"))),
+        PortType::Table => read_table(path).map(Data::Table).map_err(|reason| failed(spec, format!("input {port:?}: {reason}"))),
         PortType::File if path.exists() => Ok(Data::File(path.to_path_buf())),
         PortType::File => Err(failed(spec, format!("input {port:?}: {} does not exist", path.display()))),
         other => Err(failed(spec, format!("input {port:?}: {} values cannot be read from a path yet", other.name()))),
@@ -82,7 +99,9 @@ pub fn load_input(spec: &ToolSpec, port: &str, text: &str) -> Result<Data, ToolE
 
 /// Slot: saves output `port` to `path`: images in the format the extension names (a folder
 /// becomes a DICOM series), scalars as text (`.json`: `{"port": value}`, `.csv`: a column
-/// headed by the port name), files copied.
+/// headed by the port name), files copied, tables as `.csv` or `.json` (by the extension,
+/// CSV otherwise), image sets as a folder of `NAME.nrrd` files, or `NAME.EXT` files when the
+/// path ends in `*.EXT` (`tiles/*.png`: folder `tiles`, PNG files).
 pub fn save_output(spec: &ToolSpec, port: &str, data: &Data, path: &Path) -> Result<(), ToolError> {
     let save_error =
         |reason: String| ToolError::Save { tool: spec.id.clone(), port: port.into(), path: path.to_path_buf(), reason };
@@ -97,6 +116,78 @@ pub fn save_output(spec: &ToolSpec, port: &str, data: &Data, path: &Path) -> Res
             std::fs::write(path, text).map_err(|e| save_error(e.to_string()))
         }
         Data::File(source) => std::fs::copy(source, path).map(|_| ()).map_err(|e| save_error(e.to_string())),
+        Data::Table(table) => {
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => format!("{}\n", table.to_json()),
+                _ => table.to_csv(),
+            };
+            std::fs::write(path, text).map_err(|e| save_error(e.to_string()))
+        }
+        Data::ImageSet(images) => write_image_set(images, path).map_err(save_error),
+    }
+}
+
+/// Reads every image file of folder `path` (hidden files and files no reader recognises are
+/// skipped) in order of file name; a member's name is its file name up to the first dot.
+fn read_image_set(path: &Path) -> Result<Vec<NamedImage>, String> {
+    let entries = std::fs::read_dir(path).map_err(|e| format!("cannot list folder {}: {e}", path.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|file| file.is_file() && !file_name(file).starts_with('.') && medas_io::detect(file).is_ok())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("folder {} holds no image files", path.display()));
+    }
+    files
+        .iter()
+        .map(|file| {
+            let image = medas_io::read(file).map_err(|e| e.to_string())?;
+            let name = file_name(file).split('.').next().unwrap_or_default().to_string();
+            Ok(NamedImage { name, image })
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn read_table(path: &Path) -> Result<Table, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => Table::from_json(&text),
+        _ => Table::from_csv(&text),
+    }
+}
+
+/// Writes the members of an image set into a folder (see [`save_output`]).
+fn write_image_set(images: &[NamedImage], path: &Path) -> Result<(), String> {
+    let pattern = file_name(path);
+    let (folder, extension) = match pattern.strip_prefix("*.") {
+        Some(extension) => (path.parent().unwrap_or(Path::new(".")), extension.to_string()),
+        None => (path, "nrrd".to_string()),
+    };
+    std::fs::create_dir_all(folder).map_err(|e| format!("cannot create folder {}: {e}", folder.display()))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for member in images {
+        if !seen.insert(member.name.as_str()) {
+            return Err(format!("two images of the set are named {:?}", member.name));
+        }
+        let safe: String =
+            member.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        medas_io::write(&member.image, folder.join(format!("{safe}.{extension}"))).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Takes the image set on input `port` out of `inputs`, or names what is missing or wrong.
+pub fn take_image_set(inputs: &mut Inputs, tool: &str, port: &str) -> Result<Vec<NamedImage>, ToolError> {
+    match inputs.remove(port) {
+        Some(Data::ImageSet(images)) => Ok(images),
+        Some(other) => Err(ToolError::PortType { tool: tool.into(), port: port.into(), expected: "image_set", got: other.kind_name() }),
+        None => Err(ToolError::MissingInput { tool: tool.into(), port: port.into() }),
     }
 }
 

@@ -13,14 +13,16 @@ mod params;
 mod registry;
 mod schema;
 mod spec;
+mod table;
 pub mod tools;
 
 pub use call::{OnOutcome, ToolCall};
 pub use context::{CancelToken, Context};
-pub use data::{Data, Inputs, Outputs, load_input, save_output, take_image};
+pub use data::{Data, Inputs, NamedImage, Outputs, load_input, save_output, take_image, take_image_set};
 pub use error::{ParamIssue, ParamProblem, ToolError};
 pub use params::Params;
 pub use registry::{Registry, Tool, ToolEntry, run_resolved, run_tool};
+pub use table::{Column, Table};
 pub use spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 
 /// Re-exported so tool modules can register themselves with `medas_tools::inventory::submit!`.

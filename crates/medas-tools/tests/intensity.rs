@@ -220,7 +220,9 @@ fn multi_otsu_matches_skimage_thresholds_and_digitize() {
     let Some(fx) = fixture() else { return };
     for classes in [3, 4] {
         let mut out = run("preprocess.multi_otsu", &[("image", &fx.ct)], json!({"classes": classes})).unwrap();
-        let thresholds = image_voxels(image_out(&mut out, "thresholds").voxels()).into_iter().collect::<Vec<_>>();
+        let Some(Data::Table(table)) = out.remove("thresholds") else { panic!("thresholds: no table") };
+        assert_eq!((table.columns().len(), table.rows()), (1, classes - 1), "one threshold column");
+        let thresholds = table.numbers("threshold").expect("a numeric threshold column").to_vec();
         let skimage = numbers(fx, &format!("multiotsu_{classes}"));
         eprintln!("multi-Otsu {classes} classes: ours {thresholds:?}, skimage {skimage:?}");
         assert_eq!(thresholds, skimage, "{classes} classes: thresholds");

@@ -10,8 +10,9 @@ use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamSpec, PortSpec, PortType, ToolSpec};
+use crate::table::Table;
 use crate::tools::metadata_for_new_values;
-use medas_image::{Image, Scalar, Voxels, with_voxels};
+use medas_image::{Scalar, Voxels, with_voxels};
 use ndarray::Zip;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -150,14 +151,16 @@ impl MultiOtsu {
                  images with fewer distinct binned values than classes, and searches of more than 1e9 \
                  threshold combinations.",
             )
+            // Version 2: the thresholds became a table (they were a 1-D image).
+            .version(2)
             .param(ParamSpec::int("classes", "Number of classes (thresholds + 1).").range(2.0, 32.0).default(3).tunable())
             .param(ParamSpec::int("bins", "Number of histogram bins over [min, max].").range(2.0, 4096.0).default(256))
             .input(PortSpec::new("image", PortType::Image, "A greyscale image."))
             .output(PortSpec::new("labels", PortType::LabelImage, "The class of each voxel, 0 to classes - 1 (uint8)."))
             .output(PortSpec::new(
                 "thresholds",
-                PortType::Image,
-                "The thresholds in ascending order, as a one-dimensional float64 image of classes - 1 values.",
+                PortType::Table,
+                "The thresholds in ascending order: a table of classes - 1 rows with one column, threshold.",
             )),
         )
     }
@@ -193,8 +196,8 @@ impl Tool for MultiOtsu {
         let fail = |e: medas_image::ImageError| failed(id, e.to_string());
         let mut labels = image.with_voxels(digitize(image.voxels(), &thresholds)).map_err(fail)?;
         labels.metadata = metadata_for_new_values(&image.metadata);
-        let list = Image::from_voxels(Voxels::from_fortran_vec(&[thresholds.len()], thresholds).map_err(fail)?).map_err(fail)?;
-        Ok(Outputs::from([("labels".to_string(), Data::Image(labels)), ("thresholds".to_string(), Data::Image(list))]))
+        let list = Table::new().with_numbers("threshold", thresholds).map_err(|m| failed(id, m))?;
+        Ok(Outputs::from([("labels".to_string(), Data::Image(labels)), ("thresholds".to_string(), Data::Table(list))]))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::spec::{Category, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::rgb::Rgb;
 use crate::tools::threshold::Histogram;
 use crate::tools::{bad_param, metadata_for_new_values};
+use medas_image::Image;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -97,46 +98,54 @@ impl Tool for TissueMask {
         let id = &self.0.id;
         let image = take_image(&mut inputs, id, "image")?;
         let bins = usize::try_from(params.int("bins")?).map_err(|_| bad_param(id, "bins", "must be at least 2"))?;
-        let rgb = Rgb::of(&image, id)?;
-        let pixels = rgb.pixels(|v| v);
         let by_saturation = params.text("method")? == "saturation";
-        let measure = |k: usize| if by_saturation { saturation(pixels.get(k)) } else { grey(pixels.get(k)) };
-        // Three passes that recompute the value (a few products) instead of storing it: range,
-        // histogram, mask.
-        // Sequential loops over blocks of pixels inside each parallel task, so the per-pixel
-        // work is inlined (a rayon adaptor chain per pixel cost 3x the arithmetic).
-        let blocks = |n: usize| (0..n.div_ceil(BLOCK)).into_par_iter().map(move |b| b * BLOCK..((b + 1) * BLOCK).min(n));
-        let (min, max) = blocks(pixels.len())
-            .map(|block| {
-                block.map(measure).filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
-            })
-            .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
-        if min >= max {
-            let what = if by_saturation { "saturation" } else { "grey level" };
-            return Err(rgb.failed(format!("the {what} has fewer than two distinct finite values, so it has no Otsu threshold")));
-        }
-        let mut histogram = Histogram { min, max, counts: vec![0; bins] };
-        let binner = Binner::new(&histogram);
-        histogram.counts = blocks(pixels.len())
-            .map(|block| {
-                let mut counts = vec![0u64; bins];
-                block.map(measure).filter(|v| v.is_finite()).for_each(|v| counts[binner.bin(v)] += 1);
-                counts
-            })
-            .reduce(|| vec![0u64; bins], |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
-        let (_, threshold) = histogram.otsu();
-        let inside = |v: f64| if by_saturation { v > threshold } else { v < threshold };
-        let mask: Vec<u8> = (0..pixels.len()).into_par_iter().map(|k| inside(measure(k)) as u8).collect();
-        let mut mask = rgb.image_from(mask, 1)?;
-        mask.metadata = metadata_for_new_values(&image.metadata);
+        let (mask, threshold) = tissue_mask(&image, by_saturation, bins, id)?;
         Ok(Outputs::from([("mask".to_string(), Data::Image(mask)), ("threshold".to_string(), Data::Scalar(threshold))]))
     }
 }
 
 inventory::submit! { ToolEntry { build: || Arc::new(TissueMask::new()) } }
+
+/// The tissue mask (uint8 0/1 on the image's grid) of an RGB slide image and Otsu's threshold
+/// of the grey level (tissue below) or of the saturation (tissue above), as the tool
+/// `pathology.tissue_mask` describes; shared by the tools that filter by tissue.
+pub fn tissue_mask(image: &Image, by_saturation: bool, bins: usize, tool: &str) -> Result<(Image, f64), ToolError> {
+    let rgb = Rgb::of(image, tool)?;
+    let pixels = rgb.pixels(|v| v);
+    let measure = |k: usize| if by_saturation { saturation(pixels.get(k)) } else { grey(pixels.get(k)) };
+    // Three passes that recompute the value (a few products) instead of storing it: range,
+    // histogram, mask.
+    // Sequential loops over blocks of pixels inside each parallel task, so the per-pixel
+    // work is inlined (a rayon adaptor chain per pixel cost 3x the arithmetic).
+    let blocks = |n: usize| (0..n.div_ceil(BLOCK)).into_par_iter().map(move |b| b * BLOCK..((b + 1) * BLOCK).min(n));
+    let (min, max) = blocks(pixels.len())
+        .map(|block| {
+            block.map(measure).filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        })
+        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    if min >= max {
+        let what = if by_saturation { "saturation" } else { "grey level" };
+        return Err(rgb.failed(format!("the {what} has fewer than two distinct finite values, so it has no Otsu threshold")));
+    }
+    let mut histogram = Histogram { min, max, counts: vec![0; bins] };
+    let binner = Binner::new(&histogram);
+    histogram.counts = blocks(pixels.len())
+        .map(|block| {
+            let mut counts = vec![0u64; bins];
+            block.map(measure).filter(|v| v.is_finite()).for_each(|v| counts[binner.bin(v)] += 1);
+            counts
+        })
+        .reduce(|| vec![0u64; bins], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+    let (_, threshold) = histogram.otsu();
+    let inside = |v: f64| if by_saturation { v > threshold } else { v < threshold };
+    let mask: Vec<u8> = (0..pixels.len()).into_par_iter().map(|k| inside(measure(k)) as u8).collect();
+    let mut mask = rgb.image_from(mask, 1)?;
+    mask.metadata = metadata_for_new_values(&image.metadata);
+    Ok((mask, threshold))
+}
 
 #[cfg(test)]
 mod tests {
