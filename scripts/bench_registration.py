@@ -28,10 +28,10 @@ def truths(fixed):
 def bspline_truth(fixed):
     """A known smooth deformation over the template: a cubic B-spline on a 3-span mesh
     (sitk.BSplineTransformInitializer) with seeded coefficients, scaled so that the largest
-    displacement over the grid's control points is 6 mm."""
+    displacement over the grid's control points is 15 mm."""
     truth = sitk.BSplineTransformInitializer(fixed, [3, 3, 3])
     coefficients = np.random.default_rng(7).normal(size=len(truth.GetParameters()))
-    truth.SetParameters((coefficients * 6.0 / np.abs(coefficients).max()).tolist())
+    truth.SetParameters((coefficients * 15.0 / np.abs(coefficients).max()).tolist())
     return truth
 
 

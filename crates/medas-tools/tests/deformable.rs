@@ -1,6 +1,6 @@
 //! B-spline deformable registration on the MNI ICBM152 2009a T1 template, shrunk 4x
 //! (sitk.BinShrink, 4 mm voxels) to keep the test short (SimpleITK takes minutes at 2x): the template deformed by a known
-//! smooth cubic B-spline (3-span mesh, largest control-point displacement 6 mm;
+//! smooth cubic B-spline (3-span mesh, largest control-point displacement 15 mm;
 //! scripts/bench_registration.py's `bspline_truth`) is registered back with our tool and with
 //! SimpleITK's ImageRegistrationMethod under the same settings (`BSPLINE` there: 4-span mesh,
 //! mean squares, 10% random samples, L-BFGS(-B) 50 iterations and 5 corrections, shrink
@@ -27,9 +27,15 @@ fixed = sitk.BinShrink(sitk.ReadImage(template, sitk.sitkFloat32), [4, 4, 4])
 brain = sitk.BinShrink(sitk.ReadImage(gm, sitk.sitkFloat32) + sitk.ReadImage(wm, sitk.sitkFloat32), [4, 4, 4]) > 0.5
 brain.CopyInformation(fixed)
 truth = bspline_truth(fixed)
-moving = sitk.Resample(fixed, fixed, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+# The moving grid is the fixed one shifted by a fraction of a voxel, so that samples do not fall
+# on the moving image's voxel centres, where linear interpolation has kinks.
+grid = sitk.Image(fixed.GetSize(), sitk.sitkFloat32)
+grid.CopyInformation(fixed)
+grid.SetOrigin([o + d for o, d in zip(fixed.GetOrigin(), (1.3, -1.7, 0.9))])
+moving = sitk.Resample(fixed, grid, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 for name, image in [("fixed", fixed), ("brain", sitk.Cast(brain, sitk.sitkUInt8)), ("moving", moving)]:
     sitk.WriteImage(image, f"{out}/{name}.nrrd")
+sitk.WriteImage(sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32), f"{out}/moving_on_fixed.nrrd")
 sitk.WriteTransform(truth, f"{out}/truth.tfm")
 sitk.WriteTransform(sitk.Euler3DTransform((0, -18, 18), 0.05, -0.03, 0.08, (2.0, -1.5, 3.0)), f"{out}/rigid.tfm")
 start = time.perf_counter()
@@ -152,7 +158,7 @@ fn bspline_registration_recovers_a_known_deformation() {
     let ours = displacement_error(&truth, &Mapping::load(&path).unwrap(), &points);
     let theirs = displacement_error(&truth, &Mapping::load(&dir.join("sitk.tfm")).unwrap(), &points);
     let Some(Data::Image(warped)) = outputs.get("image") else { panic!("no image output") };
-    let (before, after) = (masked(&moving, &brain).1, masked(warped, &brain).1);
+    let (before, after) = (masked(&read(&dir.join("moving_on_fixed.nrrd")), &brain).1, masked(warped, &brain).1);
     let (msd_before, msd_after) = (mean_squared_difference(&fixed_values, &before), mean_squared_difference(&fixed_values, &after));
     eprintln!(
         "over {} brain voxels: mean displacement error before {initial:.3} mm, ours {ours:.3} mm ({seconds:.1} s, test build), \
@@ -161,8 +167,10 @@ fn bspline_registration_recovers_a_known_deformation() {
         report["seconds"].as_f64().unwrap(),
         report["iterations"]
     );
-    assert!(ours <= 0.6, "mean displacement error {ours} mm > 0.6 mm");
-    assert!(ours <= 0.3 * initial, "mean displacement error {ours} mm > 30% of the initial {initial} mm");
+    // Measured: 2.11 mm before, ours 0.89 mm, SimpleITK 0.56 mm (its LBFGSB goes further in the
+    // same 50 iterations per level).
+    assert!(ours <= 1.0, "mean displacement error {ours} mm > 1 mm");
+    assert!(ours <= 0.5 * initial, "mean displacement error {ours} mm > 50% of the initial {initial} mm");
     assert!(msd_after <= 0.5 * msd_before, "similarity: {msd_after} > half of {msd_before}");
     // Interoperability: SimpleITK reads our file and maps points as we do, inside and outside the grid.
     let mut probes: Vec<[f64; 3]> = points.iter().step_by(97).copied().collect();

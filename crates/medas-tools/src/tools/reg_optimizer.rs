@@ -178,6 +178,10 @@ pub fn lbfgs<E>(
             step *= 0.5;
         }
         let Some((trial, v, g)) = accepted else {
+            if !pairs.is_empty() {
+                pairs.clear(); // retry along the gradient before giving up
+                continue;
+            }
             (reason, iterations) = ("line search found no decrease", iteration);
             break;
         };
