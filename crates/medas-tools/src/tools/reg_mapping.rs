@@ -12,6 +12,7 @@ use std::path::Path;
 const HEADER: &str = "#Insight Transform File V1.0\n";
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one value per registration: boxing would buy nothing
 pub enum Mapping {
     Linear(Transform),
     /// `initial(spline(x))`; only the spline's coefficients are parameters.
