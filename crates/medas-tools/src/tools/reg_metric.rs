@@ -273,6 +273,28 @@ mod tests {
         }
     }
 
+    /// The B-spline coefficients' gradient through a fixed affine initial transform (dT/dc = A w).
+    #[test]
+    fn bspline_gradients_match_finite_differences() {
+        let (fixed, moving) = (blob(0.0), blob(1.3));
+        let samples = draw_samples(&fixed, Strategy::All, |_| true);
+        let mut spline = crate::tools::reg_bspline::BSpline::covering(fixed.size, &fixed.to_point, [3, 3, 3]);
+        spline.coefficients.iter_mut().enumerate().for_each(|(n, c)| *c = ((n * 7 % 5) as f64 - 2.0) * 0.2);
+        let mut initial = Transform::identity(Kind::Affine, [9.5, 9.5, 9.5]);
+        initial.parameters = vec![1.02, 0.03, 0.0, -0.02, 0.98, 0.01, 0.0, 0.02, 1.01, 0.4, -0.3, 0.2];
+        let mapping = Mapping::Deformable { initial: Some(initial), spline };
+        let analytic = evaluate(Metric::MeanSquares, &samples, &moving, &mapping).unwrap().gradient;
+        let largest = analytic.iter().map(|g| g.abs()).fold(0.0, f64::max);
+        let value = |p: &[f64]| evaluate(Metric::MeanSquares, &samples, &moving, &mapping.with_parameters(p)).unwrap().value;
+        for k in (0..analytic.len()).step_by(37) {
+            let (mut plus, mut minus) = (mapping.parameters().to_vec(), mapping.parameters().to_vec());
+            plus[k] += 1e-4;
+            minus[k] -= 1e-4;
+            let numeric = (value(&plus) - value(&minus)) / 2e-4;
+            assert!((analytic[k] - numeric).abs() <= 0.05 * numeric.abs().max(0.01 * largest), "coefficient {k}: {} vs {numeric}", analytic[k]);
+        }
+    }
+
     #[test]
     fn random_sampling_keeps_about_the_fraction_and_repeats() {
         let fixed = blob(0.0);
