@@ -240,7 +240,7 @@ fn bad_parameters_are_refused_with_the_parameter_named() {
         [("image".into(), Data::Image(cube.clone())), ("reference".into(), Data::Image(cube)), ("transform".into(), Data::File(file.clone()))].into();
     let error = expect_error(run("preprocess.apply_transform", inputs, json!({})), "bspline tfm").to_string();
     let expected = format!(
-        "preprocess.apply_transform: {}: transform type \"BSplineTransform_double_3_3\" is not supported (Euler3DTransform or AffineTransform)",
+        "preprocess.apply_transform: {}: BSplineTransform needs 18 fixed parameters (grid size, origin, spacing, direction), got 3",
         file.display()
     );
     assert_eq!(error, expected);

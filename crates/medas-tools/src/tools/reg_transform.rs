@@ -141,13 +141,18 @@ impl Transform {
 
     /// ITK's text transform file (`#Insight Transform File V1.0`).
     pub fn to_itk_text(&self) -> String {
+        format!("#Insight Transform File V1.0\n#Transform 0\n{}", self.itk_block())
+    }
+
+    /// The `Transform:`, `Parameters:` and `FixedParameters:` lines of this transform.
+    pub fn itk_block(&self) -> String {
         let join = |v: &[f64]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(" ");
         let mut fixed = self.center.to_vec();
         if self.kind == Kind::Rigid {
             fixed.push(0.0); // ComputeZYX off: A = Rz Rx Ry
         }
         format!(
-            "#Insight Transform File V1.0\n#Transform 0\nTransform: {}\nParameters: {}\nFixedParameters: {}\n",
+            "Transform: {}\nParameters: {}\nFixedParameters: {}\n",
             self.kind.itk_name(),
             join(&self.parameters),
             join(&fixed)
@@ -182,7 +187,7 @@ impl Transform {
         Transform::from_parts(name, numbers("Parameters:")?, &numbers("FixedParameters:")?)
     }
 
-    fn from_parts(name: &str, parameters: Vec<f64>, fixed: &[f64]) -> Result<Transform, String> {
+    pub fn from_parts(name: &str, parameters: Vec<f64>, fixed: &[f64]) -> Result<Transform, String> {
         let kind = if name.starts_with("Euler3DTransform") {
             Kind::Rigid
         } else if name.starts_with("AffineTransform") {

@@ -3,7 +3,8 @@
 //! pyramid, and warping an image through a transform onto another grid.
 
 use crate::tools::interpolate::{AxisPlan, fortran_values, resample_axis};
-use crate::tools::reg_transform::{Matrix, Point, Transform, apply_matrix};
+use crate::tools::reg_mapping::Mapping;
+use crate::tools::reg_transform::{Matrix, Point, apply_matrix};
 use medas_image::{Geometry, Image, Scalar, Voxels, with_voxels};
 use rayon::prelude::*;
 
@@ -170,22 +171,27 @@ pub enum Sampling {
     Linear,
 }
 
-/// `image` (3-D scalar) resampled onto the grid of `reference` through `transform` (a reference
+/// `image` (3-D scalar) resampled onto the grid of `reference` through `mapping` (a reference
 /// point `x` takes the image's value at `T(x)`, as `sitk.Resample`); `default` outside.
-pub fn warp(image: &Image, reference: &Image, transform: &Transform, sampling: Sampling, default: f64) -> Image {
+pub fn warp(image: &Image, reference: &Image, mapping: &Mapping, sampling: Sampling, default: f64) -> Image {
     let (_, to_index) = index_maps(image.geometry());
     let (to_point, _) = index_maps(reference.geometry());
-    let (a, o) = transform.linear_offset();
-    // reference index -> image index, one affine map.
-    let m = crate::tools::reg_transform::multiply(&to_index.0, &crate::tools::reg_transform::multiply(&a, &to_point.0));
-    let shift = map(&to_index, &map(&(a, o), &to_point.1));
+    let prepared = mapping.prepare();
     let size = [image.size()[0], image.size()[1], image.size()[2]];
     let out = [reference.size()[0], reference.size()[1], reference.size()[2]];
     let inside = |x: &Point| (0..3).all(|k| x[k] >= -0.5 && x[k] < size[k] as f64 - 0.5);
-    let index_of = move |n: usize| {
-        let i = [(n % out[0]) as f64, ((n / out[0]) % out[1]) as f64, (n / (out[0] * out[1])) as f64];
-        let v = apply_matrix(&m, &i);
-        [v[0] + shift[0], v[1] + shift[1], v[2] + shift[2]]
+    let unravel = move |n: usize| [(n % out[0]) as f64, ((n / out[0]) % out[1]) as f64, (n / (out[0] * out[1])) as f64];
+    let index_of: Box<dyn Fn(usize) -> Point + Sync + '_> = match prepared.linear() {
+        Some((a, o)) => {
+            // reference index -> image index, one affine map.
+            let m = crate::tools::reg_transform::multiply(&to_index.0, &crate::tools::reg_transform::multiply(&a, &to_point.0));
+            let shift = map(&to_index, &map(&(a, o), &to_point.1));
+            Box::new(move |n| {
+                let v = apply_matrix(&m, &unravel(n));
+                [v[0] + shift[0], v[1] + shift[1], v[2] + shift[2]]
+            })
+        }
+        None => Box::new(|n| map(&to_index, &prepared.map(&map(&to_point, &unravel(n))))),
     };
     let total = out.iter().product::<usize>();
     let voxels = match sampling {
@@ -253,7 +259,8 @@ mod tests {
     #[test]
     fn warping_by_the_identity_onto_the_same_grid_keeps_the_image() {
         let image = ramp();
-        let same = warp(&image, &image, &Transform::identity(crate::tools::reg_transform::Kind::Rigid, [0.0; 3]), Sampling::Nearest, -1.0);
+        let identity = crate::tools::reg_transform::Transform::identity(crate::tools::reg_transform::Kind::Rigid, [0.0; 3]);
+        let same = warp(&image, &image, &Mapping::Linear(identity), Sampling::Nearest, -1.0);
         assert_eq!(same.voxels().as_array::<f32>(), image.voxels().as_array::<f32>());
     }
 

@@ -1,7 +1,9 @@
 //! `preprocess.register` and `preprocess.apply_transform`: intensity-based registration composed,
 //! as SimpleITK's ImageRegistrationMethod, of a transform (reg_transform), a metric with linear
 //! interpolation of the moving image (reg_metric, reg_volume), an optimizer (reg_optimizer) and
-//! a multi-resolution pyramid; and re-applying a saved transform to another image.
+//! a multi-resolution pyramid; and re-applying a saved transform to another image. Rigid and
+//! affine transforms, or a cubic B-spline deformation after an optional fixed initial transform
+//! (reg_bspline, reg_mapping).
 
 use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
@@ -11,7 +13,9 @@ use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::bad_param;
 use crate::tools::reg_metric::{Metric, Strategy, draw_samples, evaluate};
-use crate::tools::reg_optimizer::{StepSettings, descend, physical_shift_scales};
+use crate::tools::reg_bspline::BSpline;
+use crate::tools::reg_mapping::Mapping;
+use crate::tools::reg_optimizer::{LbfgsSettings, StepSettings, descend, lbfgs, physical_shift_scales};
 use crate::tools::reg_transform::{Kind, Point, Transform};
 use crate::tools::reg_volume::{Sampling, Volume, check_3d, warp};
 use medas_image::Image;
@@ -19,7 +23,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const TRANSFORMS: [&str; 2] = ["rigid", "affine"];
+const TRANSFORMS: [&str; 3] = ["rigid", "affine", "bspline"];
+const OPTIMIZERS: [&str; 3] = ["auto", "regular_step", "lbfgs"];
 const METRICS: [&str; 3] = ["mse", "ncc", "mattes"];
 const SAMPLING: [&str; 3] = ["random", "regular", "none"];
 const INITIALIZERS: [&str; 2] = ["geometry", "moments"];
@@ -37,22 +42,35 @@ impl Register {
                 "Finds the transform that maps the fixed image's physical space (LPS, mm) onto the moving \
                  image's, as SimpleITK's ImageRegistrationMethod with: transform rigid (Euler3DTransform) or \
                  affine, its centre and translation initialised as sitk.CenteredTransformInitializer \
-                 (geometry: the grid centres; moments: the intensity centres of mass); metric mse (mean \
+                 (geometry: the grid centres; moments: the intensity centres of mass), or bspline: a cubic \
+                 B-spline free-form deformation (sitk.BSplineTransform, order 3) with mesh_size spans per \
+                 axis over the fixed image's domain as sitk.BSplineTransformInitializer lays it out, starting \
+                 from zero, composed before the optional initial_transform (a rigid or affine transform held \
+                 fixed, as SetMovingInitialTransform: T(x) = initial(x + d(x))); metric mse (mean \
                  squares), ncc (negated normalised correlation) or mattes (negated Mattes mutual \
                  information, cubic B-spline Parzen windows); the moving image linearly interpolated; \
-                 regular-step gradient descent with scales from physical shifts \
+                 optimizer regular_step: regular-step gradient descent with scales from physical shifts \
                  (SetOptimizerScalesFromPhysicalShift: a step of the learning rate moves the image by \
-                 about that many mm); a pyramid with one shrink factor and one Gaussian smoothing sigma \
+                 about that many mm; B-spline coefficients have scale 1), or lbfgs: limited-memory BFGS \
+                 (corrections pairs, backtracking Armijo line search, first step 1 mm) over the same scaled \
+                 parameters, stopping as SetOptimizerAsLBFGSB does (largest gradient component below \
+                 gradient_tolerance, relative decrease below 1e7 machine epsilons, or iterations); auto: \
+                 lbfgs for bspline, regular_step otherwise; the B-spline mesh stays the same at every level; a pyramid with one shrink factor and one Gaussian smoothing sigma \
                  (in voxels of the full-resolution image, as SetSmoothingSigmasAreSpecifiedInPhysicalUnits \
                  (False)) per level, coarse to fine. Samples: random (each voxel with the given \
                  probability, fixed seed), regular (every round(1/percentage)-th voxel) or none (every \
                  voxel), only where fixed_mask is non-zero. Logs iterations, stop reason and final metric \
                  value per level. Outputs the transform, saved as ITK text (.tfm, readable by \
-                 sitk.ReadTransform) or JSON, and the moving image resampled linearly onto the fixed grid.",
+                 sitk.ReadTransform; a bspline with an initial transform as a CompositeTransform of the \
+                 initial transform then the BSplineTransform) or JSON, and the moving image resampled linearly \
+                 onto the fixed grid.",
             )
             .writes_files()
             .param(ParamSpec::choice("transform", "Transform family.", &TRANSFORMS).default("rigid"))
-            .param(ParamSpec::choice("initializer", "Initial centre and translation.", &INITIALIZERS).default("geometry"))
+            .param(ParamSpec::choice("initializer", "Initial centre and translation (rigid, affine).", &INITIALIZERS).default("geometry"))
+            .param(ParamSpec::int("mesh_size", "B-spline control-point spans per axis (bspline).").range(1.0, 256.0).default(8))
+            .param(ParamSpec::choice("optimizer", "auto: lbfgs for bspline, regular_step otherwise.", &OPTIMIZERS).default("auto"))
+            .param(ParamSpec::int("corrections", "Curvature pairs kept by lbfgs.").range(1.0, 100.0).default(5))
             .param(ParamSpec::choice("metric", "Similarity metric.", &METRICS).default("mattes"))
             .param(ParamSpec::int("bins", "Histogram bins of Mattes mutual information.").range(5.0, 512.0).default(50))
             .param(ParamSpec::choice("sampling", "How fixed voxels are sampled for the metric.", &SAMPLING).default("random"))
@@ -70,6 +88,7 @@ impl Register {
             .input(PortSpec::new("fixed", PortType::Image, "The 3-D image that stays put (its grid is the output's)."))
             .input(PortSpec::new("moving", PortType::Image, "The 3-D image to align to it."))
             .input(PortSpec::new("fixed_mask", PortType::LabelImage, "Where to sample the fixed image (non-zero), any grid.").optional())
+            .input(PortSpec::new("initial_transform", PortType::File, "A rigid or affine transform applied after the B-spline and kept fixed (bspline only), e.g. an earlier rigid or affine result.").optional())
             .output(PortSpec::new("image", PortType::Image, "The moving image resampled onto the fixed grid (float32)."))
             .output(PortSpec::new("transform", PortType::File, "The saved transform (fixed point to moving point).")),
         )
@@ -97,6 +116,30 @@ impl Register {
             return Err(bad_param(id, "min_step", message));
         }
         Ok((settings, shrinks.iter().zip(&sigmas).map(|(&f, &s)| (f as usize, s)).collect()))
+    }
+
+    /// The mapping to optimise: the initialised rigid or affine transform, or a zero B-spline
+    /// over the fixed image after `initial`.
+    fn start(&self, params: &Params, fixed: &Volume, moving: &Volume, initial: Option<Transform>) -> Result<Mapping, ToolError> {
+        let id = self.0.id.as_str();
+        let kind = match params.text("transform")? {
+            "bspline" => {
+                let mesh = params.int("mesh_size")? as usize;
+                if let Some(axis) = (0..3).find(|&a| fixed.size[a] < mesh) {
+                    let message = format!("{mesh} spans exceed the fixed image's {} voxels along axis {axis}: at most one span per voxel", fixed.size[axis]);
+                    return Err(bad_param(id, "mesh_size", message));
+                }
+                let spline = BSpline::covering(fixed.size, &fixed.to_point, [mesh; 3]);
+                return Ok(Mapping::Deformable { initial, spline });
+            }
+            "affine" => Kind::Affine,
+            _ => Kind::Rigid,
+        };
+        if initial.is_some() {
+            let message = "input \"initial_transform\" is only used with transform \"bspline\" (rigid and affine start from the initializer)";
+            return Err(ToolError::Failed { tool: id.into(), message: message.into() });
+        }
+        Ok(Mapping::Linear(initial_transform(kind, fixed, moving, params.text("initializer")? == "moments")))
     }
 
     fn metric_and_strategy(params: &Params) -> Result<(Metric, Strategy), ToolError> {
@@ -144,6 +187,25 @@ fn in_mask(mask: &Volume, p: &Point) -> bool {
         && mask.values[k[0] as usize + mask.size[0] * (k[1] as usize + mask.size[1] * k[2] as usize)] != 0.0
 }
 
+/// The file given on `port`, if any.
+fn take_file(id: &str, inputs: &mut Inputs, port: &str) -> Result<Option<PathBuf>, ToolError> {
+    match inputs.remove(port) {
+        Some(Data::File(path)) => Ok(Some(path)),
+        Some(other) => Err(ToolError::PortType { tool: id.into(), port: port.into(), expected: "file", got: other.kind_name() }),
+        None => Ok(None),
+    }
+}
+
+/// The optional rigid or affine `initial_transform` of a B-spline registration.
+fn take_initial(id: &str, inputs: &mut Inputs) -> Result<Option<Transform>, ToolError> {
+    let Some(path) = take_file(id, inputs, "initial_transform")? else { return Ok(None) };
+    let failed = |message: String| ToolError::Failed { tool: id.into(), message: format!("input \"initial_transform\": {message}") };
+    match Mapping::load(&path).map_err(failed)? {
+        Mapping::Linear(transform) => Ok(Some(transform)),
+        Mapping::Deformable { .. } => Err(failed(format!("{}: must be a rigid or affine transform, not a B-spline", path.display()))),
+    }
+}
+
 fn check_image(id: &str, port: &str, image: &Image) -> Result<(), ToolError> {
     check_3d(image).map_err(|e| ToolError::Failed { tool: id.into(), message: format!("input {port:?} {e}") })
 }
@@ -168,9 +230,14 @@ impl Tool for Register {
         }
         let (settings, levels) = self.settings(params)?;
         let (metric, strategy) = Self::metric_and_strategy(params)?;
-        let kind = if params.text("transform")? == "affine" { Kind::Affine } else { Kind::Rigid };
+        let initial = take_initial(id, &mut inputs)?;
         let (fixed, moving) = (Volume::from_image(&fixed_image), Volume::from_image(&moving_image));
-        let mut transform = initial_transform(kind, &fixed, &moving, params.text("initializer")? == "moments");
+        let mut mapping = self.start(params, &fixed, &moving, initial)?;
+        let use_lbfgs = match params.text("optimizer")? {
+            "auto" => matches!(mapping, Mapping::Deformable { .. }),
+            chosen => chosen == "lbfgs",
+        };
+        let lbfgs_settings = LbfgsSettings { iterations: settings.iterations, gradient_tolerance: settings.gradient_tolerance, corrections: params.int("corrections")? as usize };
         let mask_volume = mask.as_ref().map(Volume::from_image);
         let inside = |p: &Point| mask_volume.as_ref().is_none_or(|mask| in_mask(mask, p));
         let failed = |message: String| ToolError::Failed { tool: id.into(), message };
@@ -178,21 +245,29 @@ impl Tool for Register {
         for (level, &(factor, sigma)) in levels.iter().enumerate() {
             let (fixed_level, moving_level) = (fixed.shrink(factor, sigma), moving.shrink(factor, sigma));
             let samples = draw_samples(&fixed_level, strategy, inside);
-            let scales = physical_shift_scales(&transform, &fixed_level.corners());
+            let scales = match &mapping {
+                Mapping::Linear(transform) => physical_shift_scales(transform, &fixed_level.corners()),
+                Mapping::Deformable { spline, .. } => vec![1.0; spline.coefficients.len()],
+            };
             if samples.values.len() < 16 {
                 return Err(failed(format!("level {}: only {} fixed samples (mask or sampling too sparse)", level + 1, samples.values.len())));
             }
             let evaluate_at = |p: &[f64]| {
-                let candidate = Transform { parameters: p.to_vec(), ..transform.clone() };
-                evaluate(metric, &samples, &moving_level, &candidate).map(|e| (e.value, e.gradient)).map_err(|e| failed(format!("level {}: {e}", level + 1)))
+                evaluate(metric, &samples, &moving_level, &mapping.with_parameters(p))
+                    .map(|e| (e.value, e.gradient))
+                    .map_err(|e| failed(format!("level {}: {e}", level + 1)))
             };
             let each = |iteration: usize| {
                 context.progress((level * settings.iterations + iteration) as f64 / total);
                 context.check_cancelled(id)
             };
-            let mut parameters = transform.parameters.clone();
-            let result = descend(&mut parameters, &scales, &settings, evaluate_at, each)?;
-            transform.parameters = parameters;
+            let mut parameters = mapping.parameters().to_vec();
+            let result = if use_lbfgs {
+                lbfgs(&mut parameters, &scales, &lbfgs_settings, evaluate_at, each)?
+            } else {
+                descend(&mut parameters, &scales, &settings, evaluate_at, each)?
+            };
+            mapping.set_parameters(&parameters);
             context.log(&format!(
                 "level {} (shrink {factor}, sigma {sigma} voxels, {} samples): {} iterations, metric {:.6}, stopped: {}",
                 level + 1,
@@ -203,8 +278,8 @@ impl Tool for Register {
             ));
         }
         let path = context.output_path(Path::new(params.text("transform_path")?));
-        transform.save(&path).map_err(|e| bad_param(id, "transform_path", e))?;
-        let image = warp(&moving_image, &fixed_image, &transform, Sampling::Linear, params.float("default_value")?);
+        mapping.save(&path).map_err(|e| bad_param(id, "transform_path", e))?;
+        let image = warp(&moving_image, &fixed_image, &mapping, Sampling::Linear, params.float("default_value")?);
         context.progress(1.0);
         Ok(Outputs::from([("image".to_string(), Data::Image(image)), ("transform".to_string(), Data::File(path))]))
     }
@@ -220,8 +295,9 @@ impl ApplyTransform {
                 Category::Preprocess,
                 "Apply transform",
                 "Resamples a 3-D image onto the grid of a reference image through a saved transform \
-                 (ITK text .tfm with an Euler3DTransform or AffineTransform, as sitk.WriteTransform and \
-                 preprocess.register save it, or preprocess.register's JSON): each reference voxel takes the \
+                 (ITK text .tfm with an Euler3DTransform, AffineTransform or BSplineTransform (order 3), or a \
+                 CompositeTransform of an Euler3D or affine transform then a B-spline, as sitk.WriteTransform \
+                 and preprocess.register save them, or preprocess.register's JSON): each reference voxel takes the \
                  image's value at T(its physical point), as sitk.Resample(image, reference, transform, ...). \
                  Nearest (halves up, voxel type kept: for label maps) or linear (float32). Points outside \
                  the image get default_value.",
@@ -247,14 +323,10 @@ impl Tool for ApplyTransform {
         let reference = take_image(&mut inputs, id, "reference")?;
         check_image(id, "image", &image)?;
         check_image(id, "reference", &reference)?;
-        let path: PathBuf = match inputs.remove("transform") {
-            Some(Data::File(path)) => path,
-            Some(other) => return Err(ToolError::PortType { tool: id.into(), port: "transform".into(), expected: "file", got: other.kind_name() }),
-            None => return Err(ToolError::MissingInput { tool: id.into(), port: "transform".into() }),
-        };
-        let transform = Transform::load(&path).map_err(|message| ToolError::Failed { tool: id.into(), message })?;
+        let path = take_file(id, &mut inputs, "transform")?.ok_or_else(|| ToolError::MissingInput { tool: id.into(), port: "transform".into() })?;
+        let mapping = Mapping::load(&path).map_err(|message| ToolError::Failed { tool: id.into(), message })?;
         let sampling = if params.text("interpolator")? == "linear" { Sampling::Linear } else { Sampling::Nearest };
-        let out = warp(&image, &reference, &transform, sampling, params.float("default_value")?);
+        let out = warp(&image, &reference, &mapping, sampling, params.float("default_value")?);
         Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
     }
 }
