@@ -1,5 +1,6 @@
-//! `preprocess.brain_mask`: a brain mask of a T1 MR image by registering the MNI152 template to
-//! it and carrying the template's brain mask over with nearest-neighbour interpolation. The
+//! `preprocess.brain_mask`: a brain mask of a T1 MR image by registering it to the MNI152
+//! template and carrying the template's brain mask back through the inverse transform with
+//! nearest-neighbour interpolation. The
 //! registration is `preprocess.register` itself and the optional dilation is
 //! `preprocess.distance_transform`, both run through the registry, so this tool adds only the
 //! template mask, the checks and the nearest-neighbour carry.
@@ -11,8 +12,8 @@ use crate::params::Params;
 use crate::registry::{Registry, Tool, ToolEntry, run_resolved};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::metadata_for_new_values;
-use crate::tools::reg_transform::Transform;
-use crate::tools::reg_volume::{Sampling, Volume, check_3d, warp};
+use crate::tools::reg_transform::{Kind, Transform};
+use crate::tools::reg_volume::{Sampling, Volume, check_3d, invert, warp};
 use medas_image::{Image, Voxels};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -35,20 +36,24 @@ impl BrainMask {
                 "preprocess.brain_mask",
                 Category::Preprocess,
                 "Brain mask by template registration",
-                "Computes a brain mask of a 3-D T1-weighted MR image: registers the MNI152 T1 template to \
-                 the image with preprocess.register (fixed: the image, moving: the template; Mattes mutual \
+                "Computes a brain mask of a 3-D T1-weighted MR image: registers the image to the MNI152 T1 \
+                 template with preprocess.register (fixed: the template, whose field of view is mostly \
+                 brain, so that the sampled points fall on it; moving: the image; Mattes mutual \
                  information, 10% random samples, pyramid shrink [4, 2] with sigmas [2, 1] voxels and the \
-                 centre-of-mass initializer by default), then resamples the template's brain mask onto the \
-                 image's grid through the found transform with nearest-neighbour interpolation, as \
-                 sitk.Resample(template_mask, image, transform, sitk.sitkNearestNeighbor, 0) does, and \
+                 centre-of-mass initializer by default), inverts the found affine map, then resamples the \
+                 template's brain mask onto the image's grid through it with nearest-neighbour \
+                 interpolation, as sitk.Resample(template_mask, image, transform.GetInverse(), \
+                 sitk.sitkNearestNeighbor, 0) does, and \
                  optionally dilates it by a distance in mm (exact Euclidean, the voxels within that \
                  distance of the mask). The template is nilearn's MNI ICBM152 2009a T1 \
                  (mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz in nilearn/datasets/data/ of the \
                  nilearn wheel; `pip download --no-deps nilearn` and unzip). Without a template_mask \
                  the mask is nilearn's load_mni152_brain_mask(resolution=1): template / its maximum > \
                  template_threshold. Outputs a uint8 0/1 mask on the image's grid (geometry exact), the \
-                 registered template (for checking the fit) and the transform file (image point to \
-                 template point, ITK text or JSON as preprocess.register saves it).",
+                 image resampled onto the template's grid (for checking the fit) and the transform file \
+                 (image point to template point, saved as an AffineTransform in ITK text or JSON as \
+                 preprocess.register saves transforms: preprocess.apply_transform with it moves any \
+                 template-space map onto the image).",
             )
             .writes_files()
             .param(ParamSpec::choice("transform", "Transform family of the registration.", &["rigid", "affine"]).default("affine"))
@@ -70,7 +75,7 @@ impl BrainMask {
             ))
             .input(PortSpec::new("template_mask", PortType::LabelImage, "The template's brain mask (non-zero), on the template's grid; default: nilearn's threshold rule.").optional())
             .output(PortSpec::new("mask", PortType::LabelImage, "uint8 brain mask (1) on the image's grid."))
-            .output(PortSpec::new("registered_template", PortType::Image, "The template resampled linearly onto the image's grid (float32)."))
+            .output(PortSpec::new("registered_image", PortType::Image, "The image resampled linearly onto the template's grid (float32)."))
             .output(PortSpec::new("transform", PortType::File, "The saved transform (image point to template point).")),
         )
     }
@@ -125,15 +130,26 @@ fn run_stage(id: &str, stage: &str, inputs: Inputs, given: Map<String, Value>, c
     run_resolved(tool.as_ref(), inputs, &params, context).map_err(wrap)
 }
 
-/// Registers the template to the image: the transform file and the registered template.
+/// Registers the image to the template: the transform file (template point to image point) and
+/// the image on the template's grid.
 fn register(id: &str, image: &Image, template: Image, params: &Params, context: &Context) -> Result<(PathBuf, Image), ToolError> {
     let given: Map<String, Value> = REGISTER_PARAMS.iter().filter_map(|&name| Some((name.to_string(), params.value(name)?.clone()))).collect();
-    let inputs: Inputs = [("fixed".to_string(), Data::Image(image.clone())), ("moving".to_string(), Data::Image(template))].into();
+    let inputs: Inputs = [("fixed".to_string(), Data::Image(template)), ("moving".to_string(), Data::Image(image.clone()))].into();
     let mut outputs = run_stage(id, "preprocess.register", inputs, given, context)?;
     match (outputs.remove("transform"), outputs.remove("image")) {
         (Some(Data::File(path)), Some(Data::Image(registered))) => Ok((path, registered)),
         _ => Err(failed(id, "preprocess.register returned no transform".into())),
     }
+}
+
+/// The inverse of a rigid or affine `T(x) = A (x - c) + c + t`, as an affine transform about
+/// `T(c)`: `A^-1 (y - T(c)) + c`.
+pub fn inverse(transform: &Transform) -> Transform {
+    let a_inverse = invert(&transform.matrix());
+    let moved_center = transform.apply(&transform.center);
+    let mut parameters: Vec<f64> = a_inverse.iter().flatten().copied().collect();
+    parameters.extend((0..3).map(|i| transform.center[i] - moved_center[i]));
+    Transform { kind: Kind::Affine, parameters, center: moved_center }
 }
 
 /// `mask` grown by `distance` mm: the voxels whose distance to the mask is at most that (the
@@ -164,7 +180,9 @@ impl Tool for BrainMask {
         let given_mask = inputs.remove("template_mask").map(|data| data.into_image(id, "template_mask")).transpose()?;
         let brain = template_mask(id, given_mask, &template, params.float("template_threshold")?)?;
         let (path, registered) = register(id, &image, template, params, context)?;
-        let transform = Transform::load(&path).map_err(|e| failed(id, e))?;
+        // Saved the other way round: image point to template point, what carrying template maps needs.
+        let transform = inverse(&Transform::load(&path).map_err(|e| failed(id, e))?);
+        transform.save(&path).map_err(|e| failed(id, e))?;
         let carried = warp(&brain, &image, &transform, Sampling::Nearest, 0.0);
         let carried = Volume::from_image(&carried).values;
         if carried.iter().all(|&v| v == 0.0) {
@@ -177,7 +195,7 @@ impl Tool for BrainMask {
         }
         Ok(Outputs::from([
             ("mask".to_string(), Data::Image(mask)),
-            ("registered_template".to_string(), Data::Image(registered)),
+            ("registered_image".to_string(), Data::Image(registered)),
             ("transform".to_string(), Data::File(path)),
         ]))
     }
@@ -201,6 +219,21 @@ mod tests {
         let flags: Vec<u8> = Volume::from_image(&mask).values.iter().map(|&v| v as u8).collect();
         assert_eq!(&flags[..4], &[0, 0, 1, 1]);
         assert!(template_brain_mask(&cube(vec![0.0; 64]), 0.2).is_none());
+    }
+
+    #[test]
+    fn the_inverse_undoes_the_transform() {
+        let mut rigid = Transform::identity(Kind::Rigid, [10.0, -5.0, 3.0]);
+        rigid.parameters = vec![0.2, -0.1, 0.3, 5.0, -7.0, 2.0];
+        let mut affine = Transform::identity(Kind::Affine, [1.0, 2.0, 3.0]);
+        affine.parameters = vec![1.1, 0.05, 0.0, -0.03, 0.9, 0.1, 0.02, 0.0, 1.05, 4.0, 3.0, -2.0];
+        for transform in [rigid, affine] {
+            let back = inverse(&transform);
+            for x in [[0.0, 0.0, 0.0], [50.0, -20.0, 30.0]] {
+                let y = back.apply(&transform.apply(&x));
+                assert!((0..3).all(|i| (y[i] - x[i]).abs() < 1e-9), "{x:?} -> {y:?}");
+            }
+        }
     }
 
     #[test]
