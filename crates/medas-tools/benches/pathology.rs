@@ -15,6 +15,7 @@ fn cases() -> Vec<support::Case> {
         ("rgb2hed", "pathology.color_deconvolution", json!({})),
         ("macenko", "pathology.stain_normalize", json!({"method": "macenko"})),
         ("reinhard", "pathology.stain_normalize", json!({"method": "reinhard"})),
+        ("vahadane", "pathology.stain_normalize", json!({"method": "vahadane"})),
         ("tissue_grey", "pathology.tissue_mask", json!({})),
     ]
 }

@@ -1,6 +1,7 @@
 //! `pathology.stain_normalize`: H&E stain normalisation of a slide image to a target image's
 //! appearance, by Macenko et al. (ISBI 2009) or Reinhard et al. (IEEE CG&A 2001), with the
-//! conventions and defaults of torchstain 1.4.1's numpy backend.
+//! conventions and defaults of torchstain 1.4.1's numpy backend, or by Vahadane et al. (IEEE
+//! TMI 2016) as staintools 2.1.2 (see `stain_vahadane`).
 
 use crate::context::Context;
 use crate::data::{Data, Inputs, Outputs, take_image};
@@ -11,6 +12,7 @@ use crate::spec::{Category, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::rgb::{Pixels, Rgb};
 use crate::tools::stain::invert;
 use crate::tools::stain_math::{Lab, percentile, symmetric_eigen};
+use crate::tools::stain_vahadane::{VahadaneFit, VahadaneParams, vahadane_fit, vahadane_normalize};
 use medas_image::Image;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -176,7 +178,14 @@ fn reinhard_normalize(source: &Rgb<'_>, target: &Rgb<'_>) -> Vec<u8> {
     out.into_flattened()
 }
 
-const METHODS: [&str; 2] = ["macenko", "reinhard"];
+/// [`vahadane_fit`] of an 8-bit RGB image, the estimate `pathology.stain_normalize` makes of
+/// the image and of the target with method vahadane.
+pub fn vahadane_fit_image(image: &Image, params: VahadaneParams) -> Result<VahadaneFit, ToolError> {
+    let rgb = Rgb::of_u8(image, "pathology.stain_normalize")?;
+    vahadane_fit(&rgb, params).map_err(|message| rgb.failed(message))
+}
+
+const METHODS: [&str; 3] = ["macenko", "reinhard", "vahadane"];
 
 pub struct StainNormalize(ToolSpec);
 
@@ -186,7 +195,7 @@ impl StainNormalize {
             ToolSpec::new(
                 "pathology.stain_normalize",
                 Category::Pathology,
-                "Stain normalisation (Macenko, Reinhard)",
+                "Stain normalisation (Macenko, Reinhard, Vahadane)",
                 "Gives an 8-bit RGB H&E image the stain appearance of a target image, as torchstain \
                  1.4.1's numpy normalisers (fit on the target, normalize the image). macenko (Macenko \
                  et al. 2009): optical density OD = -ln((v + 1) / io); pixels with OD >= beta in every \
@@ -196,13 +205,25 @@ impl StainNormalize {
                  percentiles match the target's and recoloured with the target's vectors, \
                  min(io * exp(-OD), 255). reinhard (Reinhard et al. 2001): per-channel mean and standard \
                  deviation matched in CIE L*a*b* (sRGB, D65 white), back to sRGB clipped to [0, 1]. \
-                 Output values are truncated to uint8 as torchstain does; geometry and metadata of the \
-                 image are kept. Vahadane's method is not offered.",
+                 vahadane (Vahadane et al. 2016, as staintools 2.1.2): OD = max(-ln(max(v, 1) / 255), \
+                 1e-6); tissue pixels have CIE L* < 100 * luminosity; up to `samples` of them, evenly \
+                 spaced in pixel order (deterministic, no seed), are factorised as sparse non-negative \
+                 codes times two non-negative stain vectors of norm <= 1, minimising 0.5 |OD - C S|^2 + \
+                 lambda |C|_1 by scikit-learn dict_learning's alternation (tol 1e-8, at most 1000 rounds) \
+                 from Ruifrok and Johnston's H and E vectors; haematoxylin = more red density; \
+                 per-pixel concentrations by non-negative lasso (lambda_concentrations), scaled so that \
+                 their 99th percentiles match the target's, recoloured as 255 * exp(-C S_target). \
+                 Output values are truncated to uint8 as torchstain and staintools do; geometry and \
+                 metadata of the image are kept.",
             )
             .param(ParamSpec::choice("method", "Normalisation method.", &METHODS).default("macenko"))
             .param(ParamSpec::float("io", "Macenko: transmitted light intensity (background brightness).").range(1.0, 255.0).default(240.0))
             .param(ParamSpec::float("alpha", "Macenko: percentile of the extreme stain angles.").range(0.0, 49.0).default(1.0).unit("%").tunable())
             .param(ParamSpec::float("beta", "Macenko: optical density below which a channel counts as unstained.").range(0.0, 5.0).default(0.15).tunable())
+            .param(ParamSpec::float("lambda", "Vahadane: L1 penalty on the codes of the stain dictionary learning.").range(0.0, 10.0).default(0.1).tunable())
+            .param(ParamSpec::float("lambda_concentrations", "Vahadane: L1 penalty on the per-pixel stain concentrations.").range(0.0, 10.0).default(0.01))
+            .param(ParamSpec::float("luminosity", "Vahadane: pixels with CIE L* / 100 below this are tissue.").range(0.01, 1.0).default(0.8))
+            .param(ParamSpec::int("samples", "Vahadane: at most this many tissue pixels (evenly spaced) are factorised.").range(100.0, 1e9).default(100_000))
             .input(PortSpec::new("image", PortType::Image, "The H&E image to normalise, 8-bit RGB."))
             .input(PortSpec::new("target", PortType::Image, "An H&E image with the wanted stain appearance, 8-bit RGB."))
             .output(PortSpec::new("image", PortType::Image, "The normalised image, 8-bit RGB.")),
@@ -226,6 +247,7 @@ impl Tool for StainNormalize {
         }
         let values = match params.text("method")? {
             "reinhard" => reinhard_normalize(&source, &target),
+            "vahadane" => vahadane_normalize(&source, &target, vahadane_params(params)?).map_err(fail)?,
             _ => {
                 let macenko = MacenkoParams { io: params.float("io")?, alpha: params.float("alpha")?, beta: params.float("beta")? };
                 macenko_normalize(&source, &target, macenko, fail)?
@@ -235,6 +257,15 @@ impl Tool for StainNormalize {
         let out = source.image_from(values, 3)?;
         Ok(Outputs::from([("image".to_string(), Data::Image(out))]))
     }
+}
+
+fn vahadane_params(params: &Params) -> Result<VahadaneParams, ToolError> {
+    Ok(VahadaneParams {
+        lambda: params.float("lambda")?,
+        lambda_concentrations: params.float("lambda_concentrations")?,
+        luminosity: params.float("luminosity")?,
+        samples: params.int("samples")? as usize,
+    })
 }
 
 inventory::submit! { ToolEntry { build: || Arc::new(StainNormalize::new()) } }
