@@ -13,6 +13,7 @@ use crate::registry::{Registry, Tool, ToolEntry, run_resolved};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::metadata_for_new_values;
 use crate::tools::reg_transform::{Kind, Transform};
+use crate::tools::reg_mapping::Mapping;
 use crate::tools::reg_volume::{Sampling, Volume, check_3d, invert, warp};
 use medas_image::{Image, Voxels};
 use serde_json::{Map, Value, json};
@@ -183,7 +184,7 @@ impl Tool for BrainMask {
         // Saved the other way round: image point to template point, what carrying template maps needs.
         let transform = inverse(&Transform::load(&path).map_err(|e| failed(id, e))?);
         transform.save(&path).map_err(|e| failed(id, e))?;
-        let carried = warp(&brain, &image, &transform, Sampling::Nearest, 0.0);
+        let carried = warp(&brain, &image, &Mapping::Linear(transform), Sampling::Nearest, 0.0);
         let carried = Volume::from_image(&carried).values;
         if carried.iter().all(|&v| v == 0.0) {
             return Err(failed(id, "the carried brain mask is empty: the registration moved the template off the image".into()));

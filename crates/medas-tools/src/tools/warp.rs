@@ -166,21 +166,30 @@ fn inside_range(map: &IndexMap, start: [f64; 3], len: usize, shape: [usize; 3]) 
 /// voxel, as the third of a 2-D image, steps by 0).
 fn linear_at<T: Scalar>(values: &[T], shape: [usize; 3], x: &[f64; 3]) -> f32 {
     let flat = shape.map(|n| n == 1);
-    let floor: [f64; 3] = std::array::from_fn(|a| if flat[a] { 0.0 } else { x[a].floor() });
+    let floor: [f64; 3] = std::array::from_fn(|a| if flat[a] { 0.0 } else { fast_floor(x[a]) });
     let interior = (0..3).all(|a| flat[a] || (floor[a] >= 0.0 && floor[a] < shape[a] as f64 - 1.0));
     if !interior {
         return interpolate(values, shape, x, &linear_taps);
     }
     let [i, j, k] = floor.map(|f| f as usize);
     let [ti, tj, tk] = std::array::from_fn(|a| (x[a] - floor[a]) as f32 * f32::from(u8::from(!flat[a])));
-    let [step_i, step_j, step_k] =
-        std::array::from_fn(|a| if flat[a] { 0 } else { shape[..a].iter().product::<usize>() });
+    let step_i = usize::from(!flat[0]);
+    let step_j = if flat[1] { 0 } else { shape[0] };
+    let step_k = if flat[2] { 0 } else { shape[0] * shape[1] };
     let base = i + shape[0] * (j + shape[1] * k);
     let v = |offset: usize| values[base + offset].to_f64() as f32;
     let along = |offset: usize| v(offset) + ti * (v(offset + step_i) - v(offset));
     let near = along(0) + tj * (along(step_j) - along(0));
     let far = along(step_k) + tj * (along(step_k + step_j) - along(step_k));
     near + tk * (far - near)
+}
+
+/// `x.floor()` for the small values of an index, without the libm call that baseline x86-64
+/// makes of it (a tenth of the time of oblique resampling).
+#[inline]
+fn fast_floor(x: f64) -> f64 {
+    let truncated = x as i64 as f64;
+    if truncated > x { truncated - 1.0 } else { truncated }
 }
 
 /// Along one axis of `len` voxels at `x`: the two neighbours and their weights (edge repeated).
