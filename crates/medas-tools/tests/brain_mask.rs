@@ -6,10 +6,13 @@
 //! Both masks are scored by Dice against the true mask (the template mask moved by the known
 //! transform, nearest). The template mask is nilearn's load_mni152_brain_mask(resolution=1) rule.
 
+mod support;
+
 use medas_image::{Image, ScalarType};
 use medas_testkit::{expect_error, file, python, scratch_dir};
 use medas_tools::tools::brain_mask::template_brain_mask;
-use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
+use medas_tools::{Data, Inputs};
+use support::{read, run};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -37,17 +40,7 @@ fn references() -> Option<&'static Path> {
     Some(dir.as_path())
 }
 
-fn read(path: &Path) -> Image {
-    medas_io::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
-/// Runs tool `id`, its log lines printed (the registration's per-level report).
-fn run(id: &str, inputs: Inputs, given: Value) -> Result<Outputs, ToolError> {
-    let tool = Registry::global().get(id).unwrap();
-    let params = Params::resolve(tool.spec(), given.as_object().unwrap())?;
-    let (cancel, log) = (CancelToken::new(), |line: &str| eprintln!("{id}: {line}"));
-    run_resolved(tool.as_ref(), inputs, &params, &Context::new(&|_| {}, &log, &cancel, None))
-}
 
 fn images(pairs: &[(&str, &Image)]) -> Inputs {
     pairs.iter().map(|(port, image)| (port.to_string(), Data::Image((*image).clone()))).collect()

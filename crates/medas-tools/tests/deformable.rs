@@ -7,13 +7,15 @@
 //! [2, 1], sigmas [1, 0] voxels). The displacement error is the mean |T_true(T(x)) - x| over the
 //! brain mask (nilearn's grey + white matter maps summed > 0.5, shrunk the same way).
 
+mod support;
+
 use medas_image::Image;
-use medas_testkit::{expect_error, file, python, scratch_dir};
+use medas_testkit::{expect_error, python, scratch_dir};
 use medas_tools::tools::reg_mapping::Mapping;
-use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
+use medas_tools::{Data, Inputs};
+use support::{read, run};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 const REFERENCES: &str = r#"
 import json, sys, time
@@ -57,29 +59,10 @@ json.dump(out, open(sys.argv[1] + ".mapped.json", "w"))
 "#;
 
 fn references() -> Option<&'static Path> {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let template = file("nilearn/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")?;
-    let gm = file("nilearn/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")?;
-    let wm = file("nilearn/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")?;
-    let dir = DIR.get_or_init(|| {
-        let dir = scratch_dir("tools-deformable");
-        let scripts = medas_testkit::repo_root().join("scripts");
-        python(REFERENCES, &[template.as_os_str(), gm.as_os_str(), wm.as_os_str(), dir.as_os_str(), scripts.as_os_str()]);
-        dir
-    });
-    Some(dir.as_path())
+    support::mni_references("tools-deformable", REFERENCES)
 }
 
-fn read(path: &Path) -> Image {
-    medas_io::read(path).unwrap_or_else(|e| panic!("{e}"))
-}
 
-fn run(id: &str, inputs: Inputs, given: Value) -> Result<Outputs, ToolError> {
-    let tool = Registry::global().get(id).unwrap();
-    let params = Params::resolve(tool.spec(), given.as_object().unwrap())?;
-    let (cancel, log) = (CancelToken::new(), |line: &str| eprintln!("{id}: {line}"));
-    run_resolved(tool.as_ref(), inputs, &params, &Context::new(&|_| {}, &log, &cancel, None))
-}
 
 /// Physical points and values of the voxels of `image` where `mask` is non-zero.
 fn masked(image: &Image, mask: &Image) -> (Vec<[f64; 3]>, Vec<f64>) {

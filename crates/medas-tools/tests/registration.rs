@@ -7,13 +7,15 @@
 //! (nilearn's grey + white matter probability maps summed > 0.5 on the template grid); tolerances
 //! from the issue: TRE <= 0.5 mm, rotation error <= 0.5 degrees.
 
+mod support;
+
 use medas_image::Image;
-use medas_testkit::{expect_error, file, python, scratch_dir};
+use medas_testkit::{expect_error, python, scratch_dir};
 use medas_tools::tools::reg_transform::{Transform, multiply};
-use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
+use medas_tools::{Data, Inputs};
+use support::{read, run};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 const REFERENCES: &str = r#"
 import json, sys, time
@@ -52,30 +54,10 @@ json.dump(report, open(f"{out}/report.json", "w"))
 
 /// The scratch folder with the inputs and SimpleITK's results (computed once per test binary).
 fn references() -> Option<&'static Path> {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let template = file("nilearn/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")?;
-    let gm = file("nilearn/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")?;
-    let wm = file("nilearn/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")?;
-    let dir = DIR.get_or_init(|| {
-        let dir = scratch_dir("tools-registration");
-        let scripts = medas_testkit::repo_root().join("scripts");
-        python(REFERENCES, &[template.as_os_str(), gm.as_os_str(), wm.as_os_str(), dir.as_os_str(), scripts.as_os_str()]);
-        dir
-    });
-    Some(dir.as_path())
+    support::mni_references("tools-registration", REFERENCES)
 }
 
-fn read(path: &Path) -> Image {
-    medas_io::read(path).unwrap_or_else(|e| panic!("{e}"))
-}
 
-/// Runs tool `id`, its log lines printed (the registration's per-level convergence report).
-fn run(id: &str, inputs: Inputs, given: Value) -> Result<Outputs, ToolError> {
-    let tool = Registry::global().get(id).unwrap();
-    let params = Params::resolve(tool.spec(), given.as_object().unwrap())?;
-    let (cancel, log) = (CancelToken::new(), |line: &str| eprintln!("{id}: {line}"));
-    run_resolved(tool.as_ref(), inputs, &params, &Context::new(&|_| {}, &log, &cancel, None))
-}
 
 fn images(pairs: &[(&str, &Image)]) -> Inputs {
     pairs.iter().map(|(port, image)| (port.to_string(), Data::Image((*image).clone()))).collect()

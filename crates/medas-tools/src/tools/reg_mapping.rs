@@ -5,7 +5,7 @@
 //! sitk's registration with a moving initial transform use: the last listed acts first) or JSON.
 
 use crate::tools::reg_bspline::BSpline;
-use crate::tools::reg_transform::{Derivatives, Matrix, Point, Transform, apply_matrix};
+use crate::tools::reg_transform::{Derivatives, Matrix, Point, Transform, apply_matrix, load_transform_text, save_transform_text};
 use serde_json::json;
 use std::path::Path;
 
@@ -158,17 +158,11 @@ impl Mapping {
 
     /// Saves as ITK text (`.tfm`, `.txt`) or JSON (`.json`).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => format!("{:#}\n", self.to_json()),
-            Some("tfm" | "txt") => self.to_itk_text(),
-            _ => return Err(format!("{}: a transform is saved as .tfm, .txt or .json", path.display())),
-        };
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        save_transform_text(path, || self.to_json(), || self.to_itk_text())
     }
 
     pub fn load(path: &Path) -> Result<Mapping, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Mapping::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        load_transform_text(path, Mapping::parse)
     }
 }
 

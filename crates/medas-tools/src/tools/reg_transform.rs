@@ -210,17 +210,11 @@ impl Transform {
 
     /// Saves as ITK text (`.tfm`, `.txt`) or JSON (`.json`).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => format!("{:#}\n", self.to_json()),
-            Some("tfm" | "txt") => self.to_itk_text(),
-            _ => return Err(format!("{}: a transform is saved as .tfm, .txt or .json", path.display())),
-        };
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        save_transform_text(path, || self.to_json(), || self.to_itk_text())
     }
 
     pub fn load(path: &Path) -> Result<Transform, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Transform::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        load_transform_text(path, Transform::parse)
     }
 }
 
@@ -252,6 +246,22 @@ impl Derivatives {
             }
         }
     }
+}
+
+/// Writes a transform file in the form its extension names: JSON, or ITK text.
+pub(crate) fn save_transform_text(path: &Path, json: impl FnOnce() -> serde_json::Value, itk: impl FnOnce() -> String) -> Result<(), String> {
+    let text = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => format!("{:#}\n", json()),
+        Some("tfm" | "txt") => itk(),
+        _ => return Err(format!("{}: a transform is saved as .tfm, .txt or .json", path.display())),
+    };
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads a transform file with `parse`, errors prefixed by the path.
+pub(crate) fn load_transform_text<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -292,3 +302,4 @@ mod tests {
         assert!(c.iter().zip([3.0, 4.0, 5.0]).all(|(a, b)| (a - b).abs() < 1e-12));
     }
 }
+

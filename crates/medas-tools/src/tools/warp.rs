@@ -147,7 +147,8 @@ fn inside_range(map: &IndexMap, start: [f64; 3], len: usize, shape: [usize; 3]) 
         low = low.max(from.floor() - 1.0);
         high = high.min(to.ceil() + 1.0);
     }
-    if !(low < high) {
+    // NaN bounds (a NaN grid) give an empty span too.
+    if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) {
         return 0..0;
     }
     let is_inside = |i: usize| inside(&point(map, start, i), shape);
