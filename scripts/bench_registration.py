@@ -81,10 +81,10 @@ def prepare(nilearn, work):
         sitk.WriteImage(sitk.Resample(fixed, grid, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32), f"{work}/moving_{kind}.nrrd")
 
 
-def register(fixed, moving, kind):
+def register(fixed, moving, kind, initializer=sitk.CenteredTransformInitializerFilter.GEOMETRY):
     """SimpleITK's registration with the settings MEDAS gets (benches/registration.rs)."""
     initial = sitk.Euler3DTransform() if kind == "rigid" else sitk.AffineTransform(3)
-    init = sitk.CenteredTransformInitializer(fixed, moving, initial, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    init = sitk.CenteredTransformInitializer(fixed, moving, initial, initializer)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(50)
     method.SetMetricSamplingStrategy(method.RANDOM)
