@@ -153,9 +153,12 @@ impl FixedLine {
             for (lane, position) in lanes.iter_mut().enumerate() {
                 *position = at(first + (n * LANES + lane).min(block.len() + n * LANES - 1));
             }
-            let mut values_out = [0f32; LANES];
-            interpolate_lanes(values, &corners, &stride, &lanes, &mut values_out);
-            block.copy_from_slice(&values_out[..block.len()]);
+            let interpolated = interpolate_lanes(values, &corners, &stride, &lanes);
+            match <&mut [f32; LANES]>::try_from(&mut *block) {
+                // A whole block is a fixed-size store, not a call to memcpy.
+                Ok(whole) => *whole = interpolated,
+                Err(_) => block.copy_from_slice(&interpolated[..block.len()]),
+            }
         }
     }
 }
@@ -165,7 +168,7 @@ const LANES: usize = 8;
 /// Trilinear interpolation at `LANES` fixed-point positions whose eight neighbours are all
 /// inside `values` (checked by the caller).
 #[inline]
-fn interpolate_lanes<T: Scalar>(values: &[T], corners: &[usize; 8], stride: &[usize; 3], lanes: &[[i64; 3]; LANES], out: &mut [f32; LANES]) {
+fn interpolate_lanes<T: Scalar>(values: &[T], corners: &[usize; 8], stride: &[usize; 3], lanes: &[[i64; 3]; LANES]) -> [f32; LANES] {
     // The top 24 bits of the fraction (all an f32 holds), as an i32 so that the conversion vectorises.
     const FRACTION: f32 = 1.0 / 16_777_216.0;
     let mut gathered = [[T::default(); LANES]; 8];
@@ -186,7 +189,7 @@ fn interpolate_lanes<T: Scalar>(values: &[T], corners: &[usize; 8], stride: &[us
     let [ti, tj, tk] = &fraction;
     let near = lerp(lerp(value(0), value(1), ti), lerp(value(2), value(3), ti), tj);
     let far = lerp(lerp(value(4), value(5), ti), lerp(value(6), value(7), ti), tj);
-    *out = lerp(near, far, tk);
+    lerp(near, far, tk)
 }
 
 fn ceil_div(a: i128, b: i128) -> i128 {
