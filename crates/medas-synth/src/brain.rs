@@ -1,5 +1,5 @@
 //! Two-class T1-like brain MR volumes (ADNI-like): CN (cognitively normal) and AD, where AD
-//! has enlarged lateral ventricles and a shrunken brain (wider CSF spaces). Both grow with age
+//! has enlarged lateral ventricles and a shrunken brain (wider CSF spaces and sulci). Both grow with age
 //! and vary between subjects, so the classes overlap. Every third case is a follow-up scan of
 //! the previous patient (same anatomy, 1.5 years on), so splits must group by patient.
 //! Written in the CSV manifest layout: `images/{case}.nii.gz` and `manifest.csv`.
@@ -100,7 +100,7 @@ pub fn generate(plan: &Plan) -> Result<Written, SynthError> {
     Ok((files, vec![(0, "CN".to_string()), (1, "AD".to_string())]))
 }
 
-/// The head: scalp, skull, CSF, cortex with a folded grey/white boundary, deep grey nuclei,
+/// The head: scalp, skull, CSF, cortex with sulci and a folded grey/white boundary, deep grey nuclei,
 /// lateral and third ventricles and the cerebellum, on an obliquely oriented 1 mm-class grid.
 pub fn brain_phantom(plan: &Plan, rng: &mut Rng, subject: &Subject) -> Result<Volume, SynthError> {
     let size = plan.size3();
@@ -119,7 +119,13 @@ pub fn brain_phantom(plan: &Plan, rng: &mut Rng, subject: &Subject) -> Result<Vo
     volume.paint(&Ellipsoid::new(centre, shell(0.0, 1.0)).rotated(pose).deformed(rng, 0.03, 60.0), &|_| t1::SCALP, Label::Keep);
     volume.paint(&Ellipsoid::new(centre, shell(5.0, 1.0)).rotated(pose), &|_| t1::SKULL, Label::Keep);
     volume.paint(&Ellipsoid::new(centre, shell(11.0, 1.0)).rotated(pose), &|_| t1::CSF, Label::Keep);
-    let grey = |p: Point| t1::GREY + 25.0 * texture.at(p);
+    // Sulci: CSF along the zero lines of a smooth field, wider as the brain shrinks.
+    let sulci = Fractal::new(rng, low, high, 16.0, 2);
+    let sulcal_width = 0.05 + 1.5 * (1.0 - subject.brain).max(0.0);
+    let grey = |p: Point| {
+        let csf = ((sulcal_width - sulci.at(p).abs()) / 0.03 + 0.5).clamp(0.0, 1.0);
+        t1::GREY + 25.0 * texture.at(p) + (t1::CSF - t1::GREY) * csf
+    };
     let brain = shell(13.0, subject.brain);
     volume.paint(&Ellipsoid::new(centre, brain).rotated(pose).deformed(rng, 0.04, 22.0), &grey, Label::Keep);
     let white = |p: Point| t1::WHITE + 20.0 * texture.at(p);

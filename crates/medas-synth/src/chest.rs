@@ -1,11 +1,11 @@
 //! Chest CT phantoms with SegTHOR's four organs at risk: oesophagus (1), heart (2), trachea (3)
-//! and aorta (4), among lungs, mediastinal fat, bronchi, ribs and spine. The lung-nodule kind
+//! and aorta (4), among lungs with branching vessels, mediastinal fat, bronchi, ribs and spine. The lung-nodule kind
 //! builds on the same chest.
 
 use crate::layout::{Plan, Written, streams, write_nnunet};
 use crate::noise::Fractal;
 use crate::rng::Rng;
-use crate::shapes::{Ellipsoid, Point, Tube, rotation};
+use crate::shapes::{Ellipsoid, Point, Tube, normalise, rotation};
 use crate::torso::{Torso, finish_ct, hu, paint_body, paint_ribs};
 use crate::volume::{Label, Volume};
 use crate::SynthError;
@@ -26,20 +26,50 @@ pub fn organ_labels() -> Vec<(u32, String)> {
 pub fn generate(plan: &Plan) -> Result<Written, SynthError> {
     write_nnunet(plan, "chest", "ChestOrgans", &organ_labels(), |case| {
         let mut rng = Rng::stream(plan.seed, &[case as u64, streams::CASE]);
-        let (volume, _) = chest_phantom(plan, &mut rng)?;
+        let (volume, _, _) = chest_phantom(plan, &mut rng)?;
         Ok((finish_ct(&volume, plan, case, &mut rng)?, volume.label_image()?))
     })
 }
 
-/// A chest CT phantom with its four organs labelled; also returns the body layout.
-pub fn chest_phantom(plan: &Plan, rng: &mut Rng) -> Result<(Volume, Torso), SynthError> {
+/// A chest CT phantom with its four organs labelled; also returns the body layout and the
+/// branch points of the lung vessels.
+pub fn chest_phantom(plan: &Plan, rng: &mut Rng) -> Result<(Volume, Torso, Vec<Point>), SynthError> {
     let mut volume = crate::torso::ct_volume(plan, rng)?;
     let torso = paint_body(&mut volume, rng);
     paint_ribs(&mut volume, rng, &torso);
     paint_lungs(&mut volume, rng, &torso);
+    let branches = paint_vessels(&mut volume, rng, &torso);
     paint_mediastinum(&mut volume, rng, &torso);
-    Ok((volume, torso))
+    Ok((volume, torso, branches))
 }
+
+/// Branching vessel trees from each hilum (radius shrinking by a third per generation);
+/// returns the branch points, which make realistic false-positive candidates.
+fn paint_vessels(volume: &mut Volume, rng: &mut Rng, torso: &Torso) -> Vec<Point> {
+    let mut branch_points = Vec::new();
+    for side in [-1.0, 1.0] {
+        let hilum = torso.at(side * torso.cavity[0] * 0.3, rng.uniform(-10.0, 10.0), torso.half_length * rng.uniform(-0.1, 0.2));
+        let mut front = vec![(hilum, [side, 0.0, 0.0], rng.uniform(4.0, 5.5))];
+        for _generation in 0..4 {
+            let mut next = Vec::new();
+            for (start, heading, radius) in front {
+                for _ in 0..2 {
+                    let turn = rng.direction3();
+                    let dir = normalise([heading[0] + 0.8 * turn[0], heading[1] + 0.8 * turn[1], heading[2] + 0.9 * turn[2]]);
+                    let length = rng.uniform(25.0, 45.0);
+                    let end = [start[0] + dir[0] * length, start[1] + dir[1] * length, start[2] + dir[2] * length];
+                    let tube = Tube::new(vec![start, end], vec![radius, radius * 0.8]);
+                    volume.paint(&tube, &|_| hu::BLOOD - 10.0, Label::Keep);
+                    next.push((end, dir, radius * 0.67));
+                }
+                branch_points.push(start);
+            }
+            front = next;
+        }
+    }
+    branch_points
+}
+
 
 /// Two lungs with parenchymal texture, the right one larger, and the upper abdomen (liver
 /// dome) under the right base.
@@ -119,9 +149,9 @@ fn paint_mediastinum(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
     let points: Vec<Point> = zs.iter().map(|&dz| [x + rng.uniform(-4.0, 4.0), y + rng.uniform(-3.0, 3.0), torso.centre[2] + dz]).collect();
     let radii: Vec<f64> = zs.iter().map(|_| rng.uniform(6.0, 9.0)).collect();
     let oesophagus = Tube::new(points.clone(), radii);
-    volume.paint(&oesophagus, &|_| hu::SOFT_TISSUE - 5.0, Label::Set(OESOPHAGUS));
-    if rng.chance(0.5) {
-        let air = Tube::new(points.clone(), vec![2.0; points.len()]);
+    volume.paint(&oesophagus, &|_| hu::SOFT_TISSUE, Label::Set(OESOPHAGUS));
+    if rng.chance(0.3) {
+        let air = Tube::new(points.clone(), vec![rng.uniform(1.5, 3.0); points.len()]);
         volume.paint(&air, &|_| hu::AIR + 100.0, Label::Set(OESOPHAGUS));
     }
 }

@@ -7,8 +7,8 @@
 use crate::chest::chest_phantom;
 use crate::layout::{Plan, Written, streams};
 use crate::rng::Rng;
-use crate::shapes::{Ellipsoid, Point, Tube};
-use crate::torso::{Torso, finish_ct, hu};
+use crate::shapes::{Ellipsoid, Point};
+use crate::torso::{Torso, finish_ct};
 use crate::volume::{Label, Volume};
 use crate::SynthError;
 use std::fmt::Write;
@@ -30,9 +30,9 @@ pub fn generate(plan: &Plan) -> Result<Written, SynthError> {
     let cases = plan.run_cases(|case| {
         let mut rng = Rng::stream(plan.seed, &[case as u64, streams::CASE]);
         let uid = format!("2.25.{}", (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> 1);
-        let (mut volume, torso) = chest_phantom(plan, &mut rng)?;
+        let (mut volume, torso, branches) = chest_phantom(plan, &mut rng)?;
         volume.labels.fill(0);
-        let mut negatives = paint_vessels(&mut volume, &mut rng, &torso);
+        let mut negatives: Vec<Point> = branches.into_iter().filter(|&p| mostly_lung_around(&volume, p)).collect();
         let nodules = place_nodules(&mut volume, &mut rng, &torso);
         negatives.extend(parenchyma_points(&volume, &mut rng, &torso, 4));
         let image = finish_ct(&volume, plan, case, &mut rng)?;
@@ -61,33 +61,6 @@ pub fn generate(plan: &Plan) -> Result<Written, SynthError> {
     Ok((files, vec![(1, "nodule".to_string())]))
 }
 
-/// Branching vessel trees from each hilum (radius shrinking by a third per generation);
-/// returns the branch points, which make realistic false-positive candidates.
-fn paint_vessels(volume: &mut Volume, rng: &mut Rng, torso: &Torso) -> Vec<Point> {
-    let mut branch_points = Vec::new();
-    for side in [-1.0, 1.0] {
-        let hilum = torso.at(side * torso.cavity[0] * 0.3, rng.uniform(-10.0, 10.0), torso.half_length * rng.uniform(-0.1, 0.2));
-        let mut front = vec![(hilum, [side, 0.0, 0.0], rng.uniform(4.0, 5.5))];
-        for _generation in 0..4 {
-            let mut next = Vec::new();
-            for (start, heading, radius) in front {
-                for _ in 0..2 {
-                    let turn = rng.direction3();
-                    let dir = normalise([heading[0] + 0.8 * turn[0], heading[1] + 0.8 * turn[1], heading[2] + 0.9 * turn[2]]);
-                    let length = rng.uniform(25.0, 45.0);
-                    let end = [start[0] + dir[0] * length, start[1] + dir[1] * length, start[2] + dir[2] * length];
-                    let tube = Tube::new(vec![start, end], vec![radius, radius * 0.8]);
-                    volume.paint(&tube, &|_| hu::BLOOD - 10.0, Label::Keep);
-                    next.push((end, dir, radius * 0.67));
-                }
-                branch_points.push(start);
-            }
-            front = next;
-        }
-    }
-    branch_points.into_iter().filter(|&p| mostly_lung_around(volume, p)).collect()
-}
-
 /// Whether most of the 26 points 8 mm around `p` read as aerated lung.
 fn mostly_lung_around(volume: &Volume, p: Point) -> bool {
     sphere_points(p, 8.0).filter(|&q| volume.value_near(q).is_some_and(|v| v < -600.0)).count() >= 18
@@ -102,10 +75,6 @@ fn sphere_points(centre: Point, reach: f64) -> impl Iterator<Item = Point> {
     })
 }
 
-fn normalise(v: Point) -> Point {
-    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
-    v.map(|c| c / n)
-}
 
 /// Whether a sphere of `radius` mm at `centre` lies in aerated lung: the centre and 26 points
 /// at 3 mm beyond its surface all read below -600 HU.

@@ -12,6 +12,7 @@
 use crate::layout::{Plan, Written, streams};
 use crate::noise::Fractal;
 use crate::rng::Rng;
+use crate::shapes::normalise;
 use crate::SynthError;
 use medas_image::{Geometry, Image, Voxels};
 use std::f64::consts::TAU;
@@ -209,10 +210,6 @@ fn render(rng: &mut Rng, nuclei: &[Nucleus], width: usize, height: usize) -> Vec
     rgb
 }
 
-fn normalise(v: [f64; 3]) -> [f64; 3] {
-    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    v.map(|c| c / n)
-}
 
 /// Aperio ImageScope XML with one Region per nucleus (Id = instance id).
 pub fn aperio_xml(nuclei: &[Nucleus]) -> String {

@@ -20,6 +20,12 @@ fn dot(a: Point, b: Point) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
+/// `v` scaled to unit length.
+pub fn normalise(v: Point) -> Point {
+    let n = dot(v, v).sqrt().max(1e-12);
+    v.map(|c| c / n)
+}
+
 /// Rotation rows (the ellipsoid's local axes in world coordinates) for rotations about z, then
 /// y, then x by the given angles (radians).
 pub fn rotation(about_z: f64, about_y: f64, about_x: f64) -> [Point; 3] {
