@@ -94,7 +94,6 @@ fn paint_lungs(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
 fn paint_mediastinum(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
     let [cx, cy] = torso.cavity;
     let length = torso.half_length;
-    let spine_dy = torso.spine[1] - torso.centre[1];
     let mediastinum = Ellipsoid::new(torso.at(0.0, -cy * 0.2, 0.0), [cx * 0.28, cy * 0.75, length * 3.0]).deformed(rng, 0.08, 40.0);
     volume.paint(&mediastinum, &|_| hu::FAT + 10.0, Label::Keep);
 
@@ -107,8 +106,17 @@ fn paint_mediastinum(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
     let wall = rng.uniform(-8.0, 8.0);
     volume.paint(&heart, &|_| hu::BLOOD + wall, Label::Set(HEART));
 
-    // Aorta: ascending from the heart's top, arch to the left and back, descending by the spine.
-    let heart_top = heart_centre[2] + heart_radii[2] * 0.6;
+    let arch_z = paint_aorta(volume, rng, torso, heart_centre, heart_radii[2]);
+    paint_airways(volume, rng, torso, arch_z);
+    paint_oesophagus(volume, rng, torso);
+}
+
+/// Aorta: ascending from the heart's top, arch to the left and back, descending by the spine;
+/// returns the height (z, mm) of the arch.
+fn paint_aorta(volume: &mut Volume, rng: &mut Rng, torso: &Torso, heart_centre: Point, heart_height: f64) -> f64 {
+    let length = torso.half_length;
+    let spine_dy = torso.spine[1] - torso.centre[1];
+    let heart_top = heart_centre[2] + heart_height * 0.6;
     let arch_z = (heart_top + rng.uniform(40.0, 60.0)).min(torso.centre[2] + length - 15.0);
     let descending = [torso.spine[0] + rng.uniform(22.0, 30.0), torso.centre[1] + spine_dy - rng.uniform(18.0, 24.0)];
     let ascending = [torso.centre[0] + rng.uniform(-8.0, 4.0), heart_centre[1] + rng.uniform(5.0, 15.0)];
@@ -125,7 +133,14 @@ fn paint_mediastinum(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
     );
     volume.paint(&aorta, &|_| hu::BLOOD, Label::Set(AORTA));
 
-    // Trachea (midline, in front of the oesophagus) down to the carina, then the main bronchi.
+    arch_z
+}
+
+/// Trachea (midline, in front of the oesophagus) down to the carina below the aortic arch,
+/// then the main bronchi.
+fn paint_airways(volume: &mut Volume, rng: &mut Rng, torso: &Torso, arch_z: f64) {
+    let length = torso.half_length;
+    let spine_dy = torso.spine[1] - torso.centre[1];
     let trachea_y = torso.centre[1] + spine_dy - rng.uniform(48.0, 58.0);
     let carina = [torso.centre[0] + rng.uniform(-3.0, 3.0), trachea_y + 5.0, arch_z - rng.uniform(10.0, 25.0)];
     let top = [carina[0] + rng.uniform(-4.0, 4.0), trachea_y, torso.centre[2] + length + 20.0];
@@ -142,7 +157,12 @@ fn paint_mediastinum(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
     let lumen = Tube::new(vec![top, carina], vec![radius - 2.0, radius - 2.0]);
     volume.paint(&lumen, &|_| hu::AIR + 10.0, Label::Set(TRACHEA));
 
-    // Oesophagus: between trachea and spine, slightly left, a gentle wiggle, sometimes air.
+}
+
+/// Oesophagus: between trachea and spine, slightly left, a gentle wiggle, sometimes air.
+fn paint_oesophagus(volume: &mut Volume, rng: &mut Rng, torso: &Torso) {
+    let length = torso.half_length;
+    let spine_dy = torso.spine[1] - torso.centre[1];
     let y = torso.centre[1] + spine_dy - rng.uniform(30.0, 36.0);
     let x = torso.spine[0] + rng.uniform(0.0, 8.0);
     let zs = [length + 20.0, length * 0.3, -length * 0.3, -length - 20.0];
