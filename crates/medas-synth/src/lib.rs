@@ -142,6 +142,23 @@ impl Default for GenerateOptions {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_resolve() {
+        assert_eq!(parse_size("160,160, 96").unwrap(), vec![160, 160, 96]);
+        assert_eq!(parse_size("64x48").unwrap(), vec![64, 48]);
+        assert_eq!(
+            parse_size("big").unwrap_err().to_string(),
+            "bad option `size`: expected voxels per axis like `128` or `160,160,96`, got `big`"
+        );
+        assert_eq!(resolve_size(Kind::Nuclei, None).unwrap(), vec![256, 256]);
+        assert_eq!(resolve_size(Kind::Liver, Some(&[96])).unwrap(), vec![96, 96, 96]);
+    }
+}
+
 /// Largest number of cases one call generates.
 pub const MAX_CASES: usize = 10_000;
 
@@ -200,6 +217,14 @@ pub fn generate(kind: Kind, options: &GenerateOptions, out_dir: &Path, progress:
     let mut files = files;
     files.sort();
     Ok(Summary { kind, out_dir: out_dir.to_path_buf(), cases: options.cases, size, files, labels })
+}
+
+/// Parses a size as typed on the command line: `128` or `160,160,96` (also `160x160x96`).
+pub fn parse_size(text: &str) -> Result<Vec<usize>, SynthError> {
+    text.split([',', 'x'])
+        .map(|part| part.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad_option("size", format!("expected voxels per axis like `128` or `160,160,96`, got `{text}`")))
 }
 
 /// The size per axis for `kind` from what the user gave (see [`GenerateOptions::size`]).
