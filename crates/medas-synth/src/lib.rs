@@ -3,7 +3,8 @@
 //!
 //! Every number comes from a small portable PRNG ([`rng::Rng`], xoshiro256**) whose stream for
 //! each case is derived from `(seed, case index)`, so cases are generated in parallel and the
-//! files are the same whatever the thread count. Phantoms carry what makes the tasks non-trivial:
+//! files are the same whatever the thread count. (Across platforms, the C maths library behind
+//! `sin`, `exp` and `ln` may differ in the last bit, which could move a rare voxel by one unit.) Phantoms carry what makes the tasks non-trivial:
 //! partial-volume edges, smooth multiplicative bias fields, Gaussian (CT, H&E) or Rician (MR)
 //! noise, and random size, shape, position and rotation of every structure.
 
@@ -99,7 +100,7 @@ impl Kind {
     /// Smallest and largest voxels per axis: below the minimum the anatomy (trachea, nodules,
     /// nuclei) is under a few voxels across; the maximum bounds memory per case.
     pub fn size_limits(self) -> (usize, usize) {
-        if self == Kind::Nuclei { (64, 4096) } else { (48, 512) }
+        if self == Kind::Nuclei { (64, 4096) } else { (64, 512) }
     }
 }
 

@@ -16,7 +16,7 @@ fn generate_with_threads(kind: Kind, seed: u64, size: usize, threads: usize) -> 
 
 #[test]
 fn same_seed_same_bytes_for_any_thread_count_and_other_seed_differs() {
-    for (kind, size) in [(Kind::Nuclei, 96), (Kind::Liver, 48), (Kind::ChestOrgans, 48), (Kind::LungNodules, 48), (Kind::BrainClasses, 48)] {
+    for (kind, size) in [(Kind::Nuclei, 96), (Kind::Liver, 64), (Kind::ChestOrgans, 64), (Kind::LungNodules, 64), (Kind::BrainClasses, 64)] {
         let one = generate_with_threads(kind, 11, size, 1);
         let many = generate_with_threads(kind, 11, size, 4);
         assert!(!one.is_empty());
@@ -48,7 +48,7 @@ fn bad_options_are_refused() {
     let zero = GenerateOptions { cases: 0, ..Default::default() };
     assert_eq!(run(Kind::Liver, zero, folder.path()), "bad option `cases`: must be 1 to 10000, got 0");
     let small = GenerateOptions { cases: 1, size: Some(vec![16]), ..Default::default() };
-    assert_eq!(run(Kind::Liver, small, folder.path()), "bad option `size`: liver needs 48 to 512 voxels per axis, got 16");
+    assert_eq!(run(Kind::Liver, small, folder.path()), "bad option `size`: liver needs 64 to 512 voxels per axis, got 16");
     let axes = GenerateOptions { cases: 1, size: Some(vec![64, 64]), ..Default::default() };
     assert_eq!(run(Kind::BrainClasses, axes, folder.path()), "bad option `size`: brain-classes takes 1 or 3 values, got 2");
     let file = folder.path().join("a-file");

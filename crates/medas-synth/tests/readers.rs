@@ -23,14 +23,14 @@ fn volumes_and_tiles_read_the_same_in_simpleitk_and_tifffile() {
     if !medas_testkit::ensure_data() {
         return;
     }
-    let (liver, _) = generated(Kind::Liver, 1, 2, 48);
+    let (liver, _) = generated(Kind::Liver, 1, 2, 64);
     compare(liver.path(), "imagesTr/liver_000_0000.nii.gz", "sitk");
     compare(liver.path(), "labelsTr/liver_000.nii.gz", "sitk");
-    let (nodules, summary) = generated(Kind::LungNodules, 1, 2, 48);
+    let (nodules, summary) = generated(Kind::LungNodules, 1, 2, 64);
     for file in summary.files.iter().filter(|f| f.extension().is_some_and(|e| e == "mhd")) {
         compare(nodules.path(), file.to_str().unwrap(), "sitk");
     }
-    let (brain, _) = generated(Kind::BrainClasses, 1, 2, 48);
+    let (brain, _) = generated(Kind::BrainClasses, 1, 2, 64);
     compare(brain.path(), "images/brain_000.nii.gz", "sitk");
     let direction = read(brain.path(), "images/brain_000.nii.gz").geometry().direction().to_vec();
     assert!((0..3).any(|r| (direction[r * 4] - 1.0).abs() > 1e-4), "brain scans are oblique: {direction:?}");
