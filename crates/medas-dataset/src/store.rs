@@ -17,7 +17,12 @@ pub const MANIFEST_FORMAT: u32 = 1;
 
 /// The MEDAS data folder: `$MEDAS_DATA`, else `$XDG_DATA_HOME/medas`, else `~/.local/share/medas`.
 pub fn data_dir() -> PathBuf {
-    let env = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    data_dir_from(|key| std::env::var_os(key))
+}
+
+/// [`data_dir`] with the environment given as a lookup (empty values count as unset).
+pub fn data_dir_from(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let env = |key: &str| lookup(key).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = env("MEDAS_DATA") {
         return dir;
     }
