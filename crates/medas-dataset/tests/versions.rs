@@ -87,3 +87,32 @@ fn the_data_folder_follows_the_environment() {
     assert_eq!(store::data_dir_from(env(&[("MEDAS_DATA", ""), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")])), std::path::Path::new("/x/medas"));
     assert_eq!(store::data_dir_from(env(&[("HOME", "/h")])), std::path::Path::new("/h/.local/share/medas"));
 }
+
+#[test]
+fn splits_are_saved_with_the_version_and_never_change() {
+    use medas_dataset::split::{self, SplitKind, SplitOptions};
+    let Some(s) = sources("versions") else { return };
+    let root = scratch_dir("dataset-versions/msd");
+    let data = scratch_dir("dataset-versions/data-splits");
+    msd_folder(s, &root);
+    let stored = register(&import(&root, None, None).unwrap().dataset, &data, false).unwrap();
+    let options = SplitOptions { kind: SplitKind::Kfold { folds: 2 }, seed: 3, stratify: false, group_by_patient: false };
+    let made = split::split_manifest(&stored.manifest, &options.default_name(), options).unwrap();
+    assert_eq!(made.name, "kfold2-seed3");
+    // The MSD test image is not split; the two training cases are validated once each.
+    let mut validated: Vec<&str> = made.folds.iter().flat_map(|f| f.validation.iter().map(String::as_str)).collect();
+    validated.sort();
+    assert_eq!(validated, ["brain1", "lung1"]);
+    let path = split::save(&data, &made).unwrap();
+    assert_eq!(path, data.join("datasets/msd/v1/splits/kfold2-seed3.json"));
+    assert_eq!(split::save(&data, &made).unwrap(), path, "saving the same split again is a no-op");
+    assert_eq!(split::list(&data, "msd", 1).unwrap(), ["kfold2-seed3"]);
+    let mut other = made.clone();
+    other.folds.reverse();
+    let error = split::save(&data, &other).unwrap_err();
+    assert_eq!(error.to_string(), format!("split \"kfold2-seed3\" of msd@v1 already exists with different contents ({})", path.display()));
+    // Re-importing the unchanged folder finds the same version and its split.
+    let again = register(&import(&root, None, None).unwrap().dataset, &data, false).unwrap();
+    assert_eq!(again.folder, stored.folder);
+    assert!(again.folder.join("splits/kfold2-seed3.json").is_file());
+}
