@@ -44,7 +44,7 @@ fn unchanged_folder_keeps_its_version_and_a_changed_byte_makes_a_new_one() {
     assert_eq!(second.manifest.version, 2);
     assert_eq!(versions(&data, "lesions").unwrap(), [1, 2]);
     let differing: Vec<_> = first.manifest.files().zip(second.manifest.files()).filter(|(a, b)| a.blake3 != b.blake3).map(|(_, b)| b.path.clone()).collect();
-    assert_eq!(differing, [changed.clone()]);
+    assert_eq!(differing, std::slice::from_ref(&changed));
     assert_eq!(second.manifest.files().find(|f| f.path == changed).unwrap().blake3, blake3_of(&changed));
     // Both versions stay readable; the latest is the default.
     assert_eq!(load(&data, "lesions", None).unwrap().version, 2);
