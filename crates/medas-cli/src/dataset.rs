@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store::{self, Manifest};
-use medas_dataset::{Layout, Subset};
+use medas_dataset::{Layout, SeriesPick, Subset};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -29,7 +29,7 @@ pub enum DatasetCommand {
 pub struct ImportArgs {
     /// The dataset folder.
     path: PathBuf,
-    /// Layout (msd, nnunet, luna16, monuseg, csv, generic) [default: detected].
+    /// Layout (msd, nnunet, luna16, monuseg, csv, dicom, generic) [default: detected].
     #[arg(long)]
     layout: Option<String>,
     /// Dataset name [default: the folder's name].
@@ -38,6 +38,12 @@ pub struct ImportArgs {
     /// Copy the files into the data folder (default: they stay where they are).
     #[arg(long)]
     copy: bool,
+    /// DICOM study folders: take the series of this modality (CT, MR, ...).
+    #[arg(long)]
+    series_modality: Option<String>,
+    /// DICOM study folders: take the series whose description contains this text.
+    #[arg(long)]
+    series_description: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,7 +89,8 @@ pub fn run(command: &DatasetCommand) -> Result<()> {
 
 fn import(args: &ImportArgs, data: &std::path::Path) -> Result<()> {
     let layout = args.layout.as_deref().map(Layout::parse).transpose()?;
-    let imported = medas_dataset::import(&args.path, layout, args.name.as_deref())?;
+    let pick = SeriesPick { modality: args.series_modality.clone(), description: args.series_description.clone() };
+    let imported = medas_dataset::import_with(&args.path, layout, args.name.as_deref(), &pick)?;
     let stored = medas_dataset::register(&imported.dataset, data, args.copy)?;
     let m = &stored.manifest;
     let state = if stored.created { "new version" } else { "unchanged, existing version" };

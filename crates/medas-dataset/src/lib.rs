@@ -1,6 +1,6 @@
 //! Datasets for MEDAS: cases (images per channel, label, class, patient, table row), importers
 //! for the folder layouts researchers have (MSD, nnU-Net v2 raw, LUNA16, MoNuSeg, CSV manifest,
-//! generic pairs; auto-detected), immutable versions whose manifests carry a blake3 hash per
+//! DICOM study folders, generic pairs; auto-detected), immutable versions whose manifests carry a blake3 hash per
 //! file, and seeded, reproducible splits saved with a version.
 //!
 //! ```text
@@ -16,6 +16,6 @@ pub mod split;
 pub mod store;
 
 pub use error::{DatasetError, Result};
-pub use import::{detect, import};
+pub use import::{SeriesPick, detect, import, import_with};
 pub use model::{Case, Dataset, Imported, LabelName, Layout, Subset};
 pub use store::{Manifest, Registered, data_dir, register};

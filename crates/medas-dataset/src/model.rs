@@ -19,13 +19,15 @@ pub enum Layout {
     Monuseg,
     /// Classification table: `manifest.csv` with `path`, `label`, `patient_id` columns.
     Csv,
+    /// Study folders of DICOM files; one series per folder, picked by modality/description.
+    Dicom,
     /// Images and labels paired by file-name patterns.
     Generic,
 }
 
 impl Layout {
     /// Every layout, in the order auto-detection tries them (most specific first).
-    pub const ALL: [Layout; 6] = [Layout::Msd, Layout::Nnunet, Layout::Luna16, Layout::Monuseg, Layout::Csv, Layout::Generic];
+    pub const ALL: [Layout; 7] = [Layout::Msd, Layout::Nnunet, Layout::Luna16, Layout::Monuseg, Layout::Csv, Layout::Dicom, Layout::Generic];
 
     /// The name users type (`--layout nnunet`) and manifests store.
     pub fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Layout {
             Layout::Luna16 => "luna16",
             Layout::Monuseg => "monuseg",
             Layout::Csv => "csv",
+            Layout::Dicom => "dicom",
             Layout::Generic => "generic",
         }
     }
@@ -69,7 +72,8 @@ pub enum Subset {
 pub struct Case {
     /// Unique within the dataset (file stem, nnU-Net case id, series UID, ...).
     pub id: String,
-    /// One image per channel (nnU-Net `_0000`, `_0001`, ...); MSD keeps channels in one 4-D file.
+    /// One image per channel (nnU-Net `_0000`, `_0001`, ...); MSD keeps channels in one 4-D file;
+    /// a DICOM case's image is its series folder.
     pub images: Vec<PathBuf>,
     /// Label image (segmentation or instance mask), when the layout has one.
     pub label: Option<PathBuf>,

@@ -162,12 +162,20 @@ fn copy_files(manifest: &mut Manifest, scratch: &Path, target: &Path) -> Result<
         let relative = Path::new("files").join(&entry.relative);
         let destination = scratch.join(&relative);
         if !destination.exists() {
-            if let Some(parent) = destination.parent() {
-                std::fs::create_dir_all(parent).map_err(DatasetError::io(parent))?;
-            }
-            std::fs::copy(&entry.path, &destination).map_err(DatasetError::io(&entry.path))?;
+            copy_file_or_folder(&entry.path, &destination)?;
         }
         entry.path = target.join(relative);
+    }
+    Ok(())
+}
+
+/// Copies a file, or the files directly in a folder (a DICOM series), making folders.
+fn copy_file_or_folder(from: &Path, to: &Path) -> Result<()> {
+    let (sources, folder) = if from.is_dir() { (crate::hash::folder_files(from)?, to) } else { (vec![from.to_path_buf()], to.parent().unwrap_or(to)) };
+    std::fs::create_dir_all(folder).map_err(DatasetError::io(folder))?;
+    for source in sources {
+        let destination = if from.is_dir() { to.join(source.file_name().expect("a file has a name")) } else { to.to_path_buf() };
+        std::fs::copy(&source, &destination).map_err(DatasetError::io(&source))?;
     }
     Ok(())
 }

@@ -194,11 +194,52 @@ fn auto_detection_says_which_layouts_it_tried() {
         error.to_string(),
         format!(
             "{}: no layout fits this folder; tried msd (no dataset.json), nnunet (no dataset.json), luna16 (no annotations.csv), \
-             monuseg (no \"Tissue Images\" folder), csv (no manifest.csv), generic (no image files)",
+             monuseg (no \"Tissue Images\" folder), csv (no manifest.csv), dicom (no folder holds DICOM files), generic (no image files)",
             root.display()
         )
     );
     let error = expect_error(Layout::parse("decathlon"), "unknown layout");
-    assert_eq!(error.to_string(), "unknown layout \"decathlon\"; known layouts: msd, nnunet, luna16, monuseg, csv, generic");
+    assert_eq!(error.to_string(), "unknown layout \"decathlon\"; known layouts: msd, nnunet, luna16, monuseg, csv, dicom, generic");
     assert!(matches!(expect_error(import(Path::new("/nonexistent/folder"), None, None), "missing"), medas_dataset::DatasetError::Io { .. }));
+}
+
+#[test]
+fn dicom_study_folders_pick_a_series_by_modality_and_description() {
+    use medas_dataset::{SeriesPick, import_with};
+    let Some((_, root)) = folder("dicom") else { return };
+    dicom_folder(&root);
+    let imported = import(&root, None, None).unwrap();
+    let d = &imported.dataset;
+    assert_eq!(d.layout, Layout::Dicom);
+    assert_eq!(ids(&imported), ["study_a", "study_b/ct"]);
+    assert_eq!(d.cases[0].images, [root.join("study_a")]);
+    let row = |i: usize, key: &str| imported.dataset.cases[i].row[key].clone();
+    // The largest image series by default: lung1's 48 CT slices.
+    assert_eq!((row(0, "modality"), row(0, "series_description"), row(0, "size")), ("CT".into(), "chest ct".into(), "512x512x48".into()));
+    assert_eq!(row(0, "series_in_folder"), "2");
+    assert_eq!(d.modality, ["CT"]);
+    // The series medas_io reads for that UID is lung1.
+    let uid = row(0, "series_instance_uid");
+    let options = medas_io::ReadOptions { series_uid: Some(&uid), progress: None };
+    assert_eq!(medas_io::read_with(&root.join("study_a"), &options).unwrap().size(), [512, 512, 48]);
+
+    let mr = SeriesPick { modality: Some("mr".into()), description: None };
+    let error = expect_error(import_with(&root, None, None, &mr), "no MR in study_b");
+    assert!(error.to_string().starts_with(&format!("{}: no series fits", root.join("study_b/ct").display())), "{error}");
+    std::fs::remove_dir_all(root.join("study_b")).unwrap();
+    let picked = import_with(&root, None, None, &SeriesPick { modality: None, description: Some("BRAIN".into()) }).unwrap();
+    assert_eq!(picked.dataset.cases[0].row["size"], "256x256x25");
+    assert_eq!(import_with(&root, None, None, &mr).unwrap().dataset.cases[0].row["modality"], "MR");
+
+    // A series folder's hash is blake3 over "NAME\tHASH\n" of its files, sorted by name.
+    let stored = medas_dataset::register(&picked.dataset, &scratch_dir("dataset-importers/dicom-data"), true).unwrap();
+    let entry = &stored.manifest.cases[0].images[0];
+    let mut names: Vec<_> = std::fs::read_dir(root.join("study_a")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    names.sort();
+    let listing: String = names.iter().map(|p| format!("{}\t{}\n", p.file_name().unwrap().to_string_lossy(), blake3_of(p))).collect();
+    assert_eq!(names.len(), 48 + 25);
+    assert_eq!(entry.blake3, blake3::hash(listing.as_bytes()).to_hex().to_string());
+    // Copied, the folder reads back as the same series.
+    assert_eq!(entry.path, stored.folder.join("files/study_a"));
+    assert_eq!(medas_io::read_with(&entry.path, &options).unwrap().size(), [512, 512, 48]);
 }

@@ -4,6 +4,7 @@
 //! each was passed over.
 
 mod csv_manifest;
+mod dicom;
 mod generic;
 mod luna16;
 mod monuseg;
@@ -11,12 +12,18 @@ mod msd;
 mod nnunet;
 
 use crate::model::{Dataset, Imported, Layout};
+pub use dicom::SeriesPick;
 use crate::{DatasetError, Result};
 use std::path::{Path, PathBuf};
 
 /// Imports `root` in `layout` (or the detected one), naming the dataset `name` (default: the
 /// folder's name, with characters outside `[A-Za-z0-9._-]` replaced by `_`).
 pub fn import(root: &Path, layout: Option<Layout>, name: Option<&str>) -> Result<Imported> {
+    import_with(root, layout, name, &SeriesPick::default())
+}
+
+/// [`import`], choosing the series of DICOM study folders by `pick`.
+pub fn import_with(root: &Path, layout: Option<Layout>, name: Option<&str>, pick: &SeriesPick) -> Result<Imported> {
     let root = std::path::absolute(root).map_err(DatasetError::io(root))?;
     if !root.is_dir() {
         return Err(DatasetError::Io { path: root, source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder") });
@@ -31,6 +38,7 @@ pub fn import(root: &Path, layout: Option<Layout>, name: Option<&str>) -> Result
         Layout::Luna16 => luna16::import(&root)?,
         Layout::Monuseg => monuseg::import(&root)?,
         Layout::Csv => csv_manifest::import(&root)?,
+        Layout::Dicom => dicom::import(&root, pick)?,
         Layout::Generic => generic::import(&root)?,
     };
     let dataset = &mut imported.dataset;
@@ -56,6 +64,7 @@ pub fn detect(root: &Path) -> Result<Layout> {
             Layout::Luna16 => luna16::fits(root),
             Layout::Monuseg => monuseg::fits(root),
             Layout::Csv => csv_manifest::fits(root),
+            Layout::Dicom => dicom::fits(root),
             Layout::Generic => generic::fits(root),
         };
         match verdict {

@@ -158,3 +158,30 @@ fn aperio_xml(mask: &Path) -> String {
 pub fn blake3_of(path: &Path) -> String {
     blake3::hash(&std::fs::read(path).unwrap()).to_hex().to_string()
 }
+
+/// Writes `image` as a DICOM series with `modality` and `description` into `folder`, each
+/// file name prefixed by `prefix` (so two series can share a folder).
+fn dicom_series(image: &Path, modality: &str, description: &str, folder: &Path, prefix: &str) {
+    let mut image = medas_io::read(image).unwrap();
+    image.metadata.set_text("modality", modality);
+    image.metadata.set_text("series_description", description);
+    let scratch = folder.join(format!("tmp_series_{}", prefix.trim_end_matches('-')));
+    medas_io::write(&image, &scratch).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(&scratch).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::rename(&path, folder.join(format!("{prefix}{}", path.file_name().unwrap().to_string_lossy()))).unwrap();
+    }
+    std::fs::remove_dir(&scratch).unwrap();
+}
+
+/// Two study folders: `study_a` holds lung1 as a CT series (48 slices) and brain1 as an MR
+/// series (25 slices); `study_b/ct` holds brain1 as a CT series.
+pub fn dicom_folder(root: &Path) {
+    let pyradiomics = file("pyradiomics/lung1_image.nrrd").unwrap().parent().unwrap().to_path_buf();
+    let (lung, brain) = (pyradiomics.join("lung1_image.nrrd"), pyradiomics.join("brain1_image.nrrd"));
+    std::fs::create_dir_all(root.join("study_a")).unwrap();
+    std::fs::create_dir_all(root.join("study_b/ct")).unwrap();
+    dicom_series(&lung, "CT", "chest ct", &root.join("study_a"), "ct-");
+    dicom_series(&brain, "MR", "T1 brain", &root.join("study_a"), "mr-");
+    dicom_series(&brain, "CT", "head ct", &root.join("study_b/ct"), "");
+}
