@@ -1,7 +1,7 @@
 //! Datasets for MEDAS: cases (images per channel, label, class, patient, table row), importers
 //! for the folder layouts researchers have (MSD, nnU-Net v2 raw, LUNA16, MoNuSeg, CSV manifest,
 //! DICOM study folders, generic pairs; auto-detected), immutable versions whose manifests carry a blake3 hash per
-//! file, and seeded, reproducible splits saved with a version.
+//! file, seeded, reproducible splits saved with a version, and an nnU-Net-style fingerprint.
 //!
 //! ```text
 //! folder ──import──► Dataset (paths) ──store::register──► {data}/datasets/NAME/vN/manifest.json
@@ -9,6 +9,7 @@
 //! ```
 
 pub mod error;
+pub mod fingerprint;
 pub mod hash;
 pub mod import;
 pub mod model;
