@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
+use medas_dataset::fingerprint::{self, Fingerprint};
 use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store::{self, Manifest};
 use medas_dataset::{Layout, SeriesPick, Subset};
@@ -17,9 +18,13 @@ pub enum DatasetCommand {
     /// One version (`NAME` for the latest, `NAME@vN`): summary and a table of its cases.
     Show {
         reference: String,
-        /// Print the manifest as JSON.
+        /// Print the manifest (or the fingerprint) as JSON.
         #[arg(long)]
         json: bool,
+        /// Also the fingerprint: shapes, spacings, foreground intensities, labels, anomalies
+        /// (computed once per version, reading every training case).
+        #[arg(long)]
+        fingerprint: bool,
     },
     /// Split a version's training cases reproducibly and save the split with the version.
     Split(SplitArgs),
@@ -82,7 +87,7 @@ pub fn run(command: &DatasetCommand) -> Result<()> {
     match command {
         DatasetCommand::Import(args) => import(args, &data),
         DatasetCommand::List => list(&data),
-        DatasetCommand::Show { reference, json } => show(reference, *json, &data),
+        DatasetCommand::Show { reference, json, fingerprint } => show(reference, *json, *fingerprint, &data),
         DatasetCommand::Split(args) => make_split(args, &data),
     }
 }
@@ -128,15 +133,43 @@ fn list(data: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn show(reference: &str, json: bool, data: &std::path::Path) -> Result<()> {
+fn show(reference: &str, json: bool, with_fingerprint: bool, data: &std::path::Path) -> Result<()> {
     let (name, version) = store::parse_reference(reference)?;
     let m = store::load(data, &name, version)?;
-    if json {
-        crate::emit(&(serde_json::to_string_pretty(&m)? + "\n"))?;
-        return Ok(());
-    }
-    crate::emit(&(summary(&m, data)? + &cases_table(&m)))?;
+    let print = if with_fingerprint { Some(fingerprint::load_or_compute(data, &m)?) } else { None };
+    let text = match (&print, json) {
+        (Some(print), true) => serde_json::to_string_pretty(print)? + "\n",
+        (None, true) => serde_json::to_string_pretty(&m)? + "\n",
+        (Some(print), false) => summary(&m, data)? + &cases_table(&m) + "\n" + &fingerprint_tables(&m, print),
+        (None, false) => summary(&m, data)? + &cases_table(&m),
+    };
+    crate::emit(&text)?;
     Ok(())
+}
+
+fn fingerprint_tables(m: &Manifest, print: &Fingerprint) -> String {
+    let range = |r: Option<&fingerprint::AxisRange>| r.map_or_else(|| vec!["-".into(); 3], |r| vec![format!("{}", r.min), format!("{}", r.median), format!("{}", r.max)]);
+    let axes: Vec<Vec<String>> = (0..print.shape.len().max(print.spacing.len()))
+        .map(|axis| [vec![axis.to_string()], range(print.shape.get(axis)), range(print.spacing.get(axis))].concat())
+        .collect();
+    let mut text = table(&["axis", "size min", "median", "max", "spacing min (mm)", "median", "max"], &axes);
+    text += &match &print.foreground_intensity {
+        Some(i) => format!(
+            "\nforeground intensity ({} samples): mean {:.4}, std {:.4}, min {}, p0.5 {:.4}, median {:.4}, p99.5 {:.4}, max {}\n\n",
+            i.samples, i.mean, i.std, i.min, i.percentile_00_5, i.median, i.percentile_99_5, i.max
+        ),
+        None => "\nforeground intensity: - (no labelled cases)\n\n".into(),
+    };
+    let name_of = |value: i64| m.label_names.iter().find(|l| l.values == [value]).map_or("-".to_string(), |l| l.name.clone());
+    let labels: Vec<Vec<String>> = print
+        .labels
+        .iter()
+        .map(|(value, l)| vec![value.to_string(), name_of(*value), l.voxels.to_string(), l.components.to_string(), l.cases.to_string()])
+        .collect();
+    text += &table(&["label", "name", "voxels", "components", "cases"], &labels);
+    text += if print.anomalies.is_empty() { "\nanomalies: none\n" } else { "\nanomalies:\n" };
+    text += &print.anomalies.iter().map(|a| format!("  {}: {}\n", a.case, a.problem)).collect::<String>();
+    text
 }
 
 fn summary(m: &Manifest, data: &std::path::Path) -> Result<String> {

@@ -77,6 +77,15 @@ fn import_list_show_and_split_a_dataset() {
     let holdout = ok(&data, &["dataset", "split", "brains", "--kind", "holdout", "--validation-fraction", "0.5", "--seed", "1", "--stratify"]);
     assert!(holdout.contains("holdout0.5-seed1-stratified"), "{holdout}");
 
+    // The fingerprint: sizes over lung1 (512 x 512 x 48) and brain1 (256 x 256 x 25) twice each.
+    let described = ok(&data, &["dataset", "show", "brains", "--fingerprint"]);
+    let axis0: Vec<&str> = described.lines().find(|l| l.starts_with("0 ")).unwrap().split_whitespace().collect();
+    assert_eq!(&axis0[..4], ["0", "256", "384", "512"], "{described}");
+    assert!(described.contains("foreground intensity: - (no labelled cases)") && described.contains("anomalies: none"), "{described}");
+    assert!(data.join("datasets/brains/v1/fingerprint.json").is_file());
+    let print: serde_json::Value = serde_json::from_str(&ok(&data, &["dataset", "show", "brains", "--fingerprint", "--json"])).unwrap();
+    assert_eq!(print["shape"][2]["median"], 36.5);
+
     // A changed file gives v2; v1 stays.
     std::fs::write(root.join("images/d.nii.gz"), b"changed").unwrap();
     assert!(ok(&data, &["dataset", "import", path]).starts_with("brains@v2 (new version)"));

@@ -89,7 +89,7 @@ pub struct Fingerprint {
 /// Fingerprints the training cases of a version (reading cases in parallel).
 pub fn fingerprint(manifest: &Manifest) -> Fingerprint {
     let training: Vec<&ManifestCase> = manifest.cases.iter().filter(|c| c.subset == Subset::Training).collect();
-    let results: Vec<Result<(CaseFingerprint, Vec<f64>, Vec<Anomaly>), Anomaly>> = training.par_iter().map(|c| case_fingerprint(c)).collect();
+    let results: Vec<CaseResult> = training.par_iter().map(|c| case_fingerprint(c)).collect();
     let mut cases = Vec::new();
     let mut samples = Vec::new();
     let mut anomalies = Vec::new();
@@ -123,6 +123,8 @@ pub fn fingerprint(manifest: &Manifest) -> Fingerprint {
     }
 }
 
+/// A case's fingerprint, its sampled foreground intensities and its anomalies; or, when it
+/// cannot be read, the anomaly saying so.
 type CaseResult = Result<(CaseFingerprint, Vec<f64>, Vec<Anomaly>), Anomaly>;
 
 fn case_fingerprint(case: &ManifestCase) -> CaseResult {
@@ -240,6 +242,18 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     let low = position.floor() as usize;
     let high = (low + 1).min(sorted.len() - 1);
     sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
+}
+
+/// The version's fingerprint, computed once and kept as `vN/fingerprint.json` (a version never
+/// changes, so neither does its fingerprint).
+pub fn load_or_compute(data: &std::path::Path, manifest: &Manifest) -> crate::Result<Fingerprint> {
+    let path = crate::store::version_folder(data, &manifest.name, manifest.version).join("fingerprint.json");
+    if path.is_file() {
+        return crate::store::read_json(&path);
+    }
+    let computed = fingerprint(manifest);
+    crate::store::write_json(&path, &computed)?;
+    Ok(computed)
 }
 
 #[cfg(test)]
