@@ -135,7 +135,9 @@ pub fn register(dataset: &Dataset, data: &Path, copy: bool) -> Result<Registered
 /// Claims the next free `v{N}`: the version is assembled in a scratch folder and renamed into
 /// place, so a reader never sees half a version; losing a race moves on to the next number.
 fn write_new_version(folder: &Path, mut manifest: Manifest) -> Result<Registered> {
-    let scratch = folder.join(format!(".partial-{}", std::process::id()));
+    static ATTEMPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = folder.join(format!(".partial-{}-{attempt}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(DatasetError::io(&scratch))?;
     loop {
@@ -222,11 +224,16 @@ fn hashed_manifest(dataset: &Dataset, copy: bool) -> Result<Manifest> {
 }
 
 /// `path` relative to `root` with '/' separators; a file outside `root` (a CSV row pointing
-/// elsewhere) keeps its place under `external/` named by its full path.
+/// elsewhere, `../x.nii.gz` included) is named `external/` + its full resolved path, so a copy
+/// never lands outside the version's `files/`.
 fn relative_name(root: &Path, path: &Path) -> String {
+    let joined = |p: &Path| p.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/");
     match path.strip_prefix(root) {
-        Ok(inside) => inside.iter().map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/"),
-        Err(_) => format!("external/{}", path.iter().skip(1).map(|c| c.to_string_lossy()).collect::<Vec<_>>().join("/")),
+        Ok(inside) if inside.components().all(|c| matches!(c, std::path::Component::Normal(_))) => joined(inside),
+        _ => {
+            let resolved = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+            format!("external/{}", joined(resolved.strip_prefix("/").unwrap_or(&resolved)))
+        }
     }
 }
 

@@ -84,15 +84,18 @@ fn generic_folder_pairs_by_folder_and_by_suffix_and_reports_unpaired_files() {
     put(&root, "flat/brain2_mask.nii.gz", &s.brain_label);
     put(&root, "flat/lonely.nii.gz", &s.brain_image);
     put(&root, "labels/orphan.nii.gz", &s.lung_label);
+    put(&root, "second/images/brain3.nii.gz", &s.brain_image);
+    put(&root, "second/labels/brain3_seg.nii.gz", &s.brain_label);
     write(&root, "notes.txt", "not an image");
     let imported = import(&root, None, None).unwrap();
     assert_eq!(imported.dataset.layout, Layout::Generic);
-    assert_eq!(ids(&imported), ["lung1", "flat/brain1", "flat/brain2", "flat/lonely"]);
+    assert_eq!(ids(&imported), ["lung1", "flat/brain1", "flat/brain2", "flat/lonely", "second/brain3"]);
     let case = |i: usize| &imported.dataset.cases[i];
     assert_eq!(case(0).label.as_deref(), Some(root.join("labels/lung1.nii.gz").as_path()));
     assert_eq!(case(1).label.as_deref(), Some(root.join("flat/brain1_seg.nii.gz").as_path()));
     assert_eq!(case(2).label.as_deref(), Some(root.join("flat/brain2_mask.nii.gz").as_path()));
     assert_eq!(case(3).label, None);
+    assert_eq!(case(4).label.as_deref(), Some(root.join("second/labels/brain3_seg.nii.gz").as_path()));
     assert_eq!(imported.unpaired, [root.join("flat/lonely.nii.gz"), root.join("labels/orphan.nii.gz")]);
 }
 
@@ -198,6 +201,11 @@ fn auto_detection_says_which_layouts_it_tried() {
             root.display()
         )
     );
+    let error = expect_error(import(&root, Some(Layout::Csv), Some("../escape")), "bad name");
+    assert!(matches!(error, medas_dataset::DatasetError::WrongLayout { .. }), "the layout is checked first");
+    std::fs::write(root.join("scan.nrrd"), b"header only").unwrap();
+    let error = expect_error(import(&root, None, Some("../escape")), "bad name");
+    assert_eq!(error.to_string(), "bad dataset name \"../escape\": use letters, digits, '-', '_' or '.', not starting with '.'");
     let error = expect_error(Layout::parse("decathlon"), "unknown layout");
     assert_eq!(error.to_string(), "unknown layout \"decathlon\"; known layouts: msd, nnunet, luna16, monuseg, csv, dicom, generic");
     assert!(matches!(expect_error(import(Path::new("/nonexistent/folder"), None, None), "missing"), medas_dataset::DatasetError::Io { .. }));

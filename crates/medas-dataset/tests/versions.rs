@@ -72,9 +72,18 @@ fn copied_versions_hold_the_files_and_survive_the_source_changing() {
     assert!(!register(&dataset, &data, true).unwrap().created);
     let in_place = register(&dataset, &data, false).unwrap();
     assert_eq!((in_place.created, in_place.manifest.version), (true, 2));
+    // A CSV row pointing outside the folder is copied under files/external/, never beside files/.
+    let outside = root.parent().unwrap().join("outside-csv.nii.gz");
+    std::fs::copy(root.join("images/b.nii.gz"), &outside).unwrap();
+    write(&root, "manifest.csv", "path,label,patient_id\n../outside-csv.nii.gz,x,p9\nimages/a.nii.gz,y,p1\n");
+    let with_outside = register(&import(&root, None, None).unwrap().dataset, &data, true).unwrap();
+    let entry = &with_outside.manifest.cases[0].images[0];
+    assert_eq!(entry.relative, format!("external/{}", outside.canonicalize().unwrap().to_string_lossy().trim_start_matches('/')));
+    assert!(entry.path.starts_with(with_outside.folder.join("files/external")) && entry.path.is_file(), "{}", entry.path.display());
     // The copy is independent of the source.
     std::fs::write(root.join("images/a.nii.gz"), b"overwritten").unwrap();
     let copy = load(&data, "csv", Some(1)).unwrap();
+    assert_eq!(store::list(&data).unwrap(), [("csv".to_string(), vec![1, 2, 3])]);
     let a = copy.files().find(|f| f.relative == "images/a.nii.gz").unwrap();
     assert_eq!(a.blake3, blake3_of(&a.path));
 }

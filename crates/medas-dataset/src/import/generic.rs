@@ -1,6 +1,6 @@
 //! Generic folder: images and labels paired by name. A file is a label when it lies in a
 //! `labels`/`labelsTr`/`masks`/`segmentations` folder (partner: the same stem in the sibling
-//! `images`/`imagesTr` folder or beside that folder) or when its stem ends in `_seg`, `_label`,
+//! `images`/`imagesTr` folder or beside that folder, a label suffix allowed) or when its stem ends in `_seg`, `_label`,
 //! `_labels`, `_mask` or `_segmentation` (partner: the stem without it, or with `_image`/`_img`).
 //! Images without a label become unlabelled cases; both they and labels without an image are
 //! reported as unpaired.
@@ -62,7 +62,8 @@ fn role(file: &Path) -> Option<Role> {
     let folder = parent.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let grandparent = || parent.parent().map_or_else(|| parent.clone(), Path::to_path_buf);
     if LABEL_FOLDERS.contains(&folder.as_str()) {
-        return Some(Role::Label(grandparent(), stem));
+        let base = strip_suffix(&stem, &LABEL_SUFFIXES).unwrap_or(stem);
+        return Some(Role::Label(grandparent(), base));
     }
     let group = if IMAGE_FOLDERS.contains(&folder.as_str()) { grandparent() } else { parent };
     if let Some(base) = strip_suffix(&stem, &LABEL_SUFFIXES) {
