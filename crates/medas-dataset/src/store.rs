@@ -119,6 +119,8 @@ pub struct Registered {
 /// version's `files/` folder (by their relative paths) and the manifest points there.
 pub fn register(dataset: &Dataset, data: &Path, copy: bool) -> Result<Registered> {
     check_name(&dataset.name)?;
+    // Copied files' manifest paths must not depend on the working folder.
+    let data = &std::path::absolute(data).map_err(DatasetError::io(data))?;
     let mut manifest = hashed_manifest(dataset, copy)?;
     manifest.content_key = manifest.content_key();
     let folder = dataset_folder(data, &dataset.name);
