@@ -2,6 +2,7 @@
 
 mod cache;
 mod convert;
+mod dataset;
 mod info;
 mod progress;
 mod run;
@@ -45,6 +46,9 @@ enum Command {
     /// The node cache of `medas run`: `medas cache info`, `medas cache clear`.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// Datasets: `medas dataset import PATH`, `list`, `show NAME[@vN]`, `split NAME --kind kfold`.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => run::run(&args),
         Command::Cache(command) => cache::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Dataset(command) => dataset::run(&command).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
