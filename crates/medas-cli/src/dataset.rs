@@ -1,4 +1,4 @@
-//! `medas dataset import|list|show|split`: registered datasets in the MEDAS data folder
+//! `medas dataset import|list|show|split|generate`: registered datasets in the MEDAS data folder
 //! (`$MEDAS_DATA`, else `$XDG_DATA_HOME/medas`, else `~/.local/share/medas`).
 
 use anyhow::Result;
@@ -28,6 +28,33 @@ pub enum DatasetCommand {
     },
     /// Split a version's training cases reproducibly and save the split with the version.
     Split(SplitArgs),
+    /// Write a synthetic dataset mimicking one of the paper's case studies (deterministic from
+    /// the seed) in the layout its importer reads.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// nuclei, liver, chest-organs, lung-nodules or brain-classes.
+    kind: String,
+    /// The folder to write (created; must be empty unless --force).
+    out: PathBuf,
+    /// Number of cases (tiles or scans).
+    #[arg(long, default_value_t = 10)]
+    cases: usize,
+    /// Seed of every random choice: the same seed gives the same files.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Voxels per axis: one value for all axes or one per axis, e.g. `128` or `160,160,96`
+    /// [default: 128³ for volumes, 256² for tiles].
+    #[arg(long)]
+    size: Option<String>,
+    /// Write into a folder that already has files.
+    #[arg(long)]
+    force: bool,
+    /// Also register the folder as a dataset (as `dataset import` would, named after the folder).
+    #[arg(long)]
+    import: bool,
 }
 
 #[derive(Args)]
@@ -89,7 +116,26 @@ pub fn run(command: &DatasetCommand) -> Result<()> {
         DatasetCommand::List => list(&data),
         DatasetCommand::Show { reference, json, fingerprint } => show(reference, *json, *fingerprint, &data),
         DatasetCommand::Split(args) => make_split(args, &data),
+        DatasetCommand::Generate(args) => generate(args, &data),
     }
+}
+
+fn generate(args: &GenerateArgs, data: &std::path::Path) -> Result<()> {
+    let kind: medas_synth::Kind = args.kind.parse()?;
+    let size = args.size.as_deref().map(medas_synth::parse_size).transpose()?;
+    let options = medas_synth::GenerateOptions { cases: args.cases, seed: args.seed, size, overwrite: args.force };
+    let bar = crate::progress::Bar::new(&format!("generating {}", kind.name()));
+    let summary = medas_synth::generate(kind, &options, &args.out, &|done, total| bar.update(done, total));
+    bar.finish();
+    crate::emit(&format!("{}\n", summary?))?;
+    if args.import {
+        let pick = SeriesPick { modality: None, description: None };
+        let imported = medas_dataset::import_with(&args.out, None, None, &pick)?;
+        let stored = medas_dataset::register(&imported.dataset, data, false)?;
+        let m = &stored.manifest;
+        crate::emit(&format!("registered {}@v{}: {} cases, layout {}\n", m.name, m.version, m.cases.len(), m.layout))?;
+    }
+    Ok(())
 }
 
 fn import(args: &ImportArgs, data: &std::path::Path) -> Result<()> {

@@ -105,3 +105,62 @@ fn dataset_errors_are_clear_and_exit_non_zero() {
     assert_eq!(message, format!("error: dataset \"nope\" is not registered (data folder {})\n", data.display()));
     assert_eq!(ok(&data, &["dataset", "list"]), format!("no datasets in {}\n", data.display()));
 }
+
+/// `dataset generate --import` for every kind: the importer detects the layout the generator
+/// wrote, and the fingerprint describes what was generated (every case, its grid, the labels
+/// the generator names, no anomalies).
+#[test]
+fn generated_datasets_import_and_fingerprint() {
+    let data = scratch_dir("cli-dataset/generated-data");
+    // kind, layout the importer must detect, image shape (RGB tiles carry 3 components),
+    // labels every case must contain
+    let volume: &[u64] = &[64, 64, 64];
+    let kinds: [(&str, &str, &[u64], &[i64]); 5] = [
+        ("nuclei", "monuseg", &[64, 64, 3], &[1]),
+        ("liver", "nnunet", volume, &[1]),
+        ("chest-organs", "nnunet", volume, &[1, 2, 3, 4]),
+        ("lung-nodules", "luna16", volume, &[]),
+        ("brain-classes", "csv", volume, &[]),
+    ];
+    for (kind, layout, expected_shape, labels) in kinds {
+        let out = scratch_dir(&format!("cli-dataset/generated/{kind}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let text = ok(&data, &["dataset", "generate", kind, out.to_str().unwrap(), "--cases", "3", "--seed", "7", "--size", "64", "--import"]);
+        let name = out.file_name().unwrap().to_str().unwrap();
+        assert!(text.contains(&format!("registered {name}@v1: 3 cases, layout {layout}")), "{kind}: {text}");
+
+        let shown = ok(&data, &["dataset", "show", name, "--fingerprint", "--json"]);
+        let print: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(print["anomalies"], serde_json::json!([]), "{kind}: {shown}");
+        let cases = print["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 3, "{kind}");
+        for case in cases {
+            let shape: Vec<u64> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+            assert_eq!(shape, expected_shape, "{kind}");
+            let found: Vec<i64> = case["labels"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+            assert!(labels.iter().all(|l| found.contains(l)), "{kind}: labels {found:?}, expected at least {labels:?}");
+        }
+        if kind == "lung-nodules" {
+            // The nodules of each scan, as the manifest counts them, against the generator's CSV.
+            let manifest: serde_json::Value = serde_json::from_str(&ok(&data, &["dataset", "show", name, "--json"])).unwrap();
+            let csv = std::fs::read_to_string(out.join("annotations.csv")).unwrap();
+            for case in manifest["cases"].as_array().unwrap() {
+                let id = case["id"].as_str().unwrap();
+                let rows = csv.lines().filter(|l| l.starts_with(&format!("{id},"))).count();
+                assert!(rows >= 1, "{id}: every generated scan has a nodule");
+                assert_eq!(case["row"]["nodules"], rows.to_string(), "{id}");
+            }
+        }
+        eprintln!("{kind}: layout {layout}, 3 cases, shape {expected_shape:?}, labels {labels:?}");
+    }
+}
+
+#[test]
+fn generate_refuses_unknown_kinds_and_bad_sizes() {
+    let data = scratch_dir("cli-dataset/generate-errors-data");
+    let out = scratch_dir("cli-dataset/generate-errors");
+    let message = fails(&data, &["dataset", "generate", "kidney", out.to_str().unwrap()]);
+    assert!(message.contains("unknown dataset kind `kidney`; the kinds are: nuclei, liver, chest-organs, lung-nodules, brain-classes"), "{message}");
+    let message = fails(&data, &["dataset", "generate", "liver", out.to_str().unwrap(), "--size", "16"]);
+    assert!(message.contains("16") && message.contains("64"), "names the size given and the smallest allowed: {message}");
+}
