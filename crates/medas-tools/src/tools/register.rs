@@ -51,11 +51,16 @@ impl Register {
                  information, cubic B-spline Parzen windows); the moving image linearly interpolated; \
                  optimizer regular_step: regular-step gradient descent with scales from physical shifts \
                  (SetOptimizerScalesFromPhysicalShift: a step of the learning rate moves the image by \
-                 about that many mm; B-spline coefficients have scale 1), or lbfgs: limited-memory BFGS \
-                 (corrections pairs, backtracking Armijo line search, first step 1 mm) over the same scaled \
-                 parameters, stopping as SetOptimizerAsLBFGSB does (largest gradient component below \
-                 gradient_tolerance, relative decrease below 1e7 machine epsilons, or iterations); auto: \
-                 lbfgs for bspline, regular_step otherwise; the B-spline mesh stays the same at every level; a pyramid with one shrink factor and one Gaussian smoothing sigma \
+                 about that many mm; B-spline coefficients have scale 1) and the stopping rules of ITK's \
+                 RegularStepGradientDescentOptimizerv4 (step times relaxation when the direction turns back, \
+                 by ITK's test; step below min_step; iterations; the metric gradient's length below \
+                 gradient_tolerance), or lbfgs: limited-memory BFGS as L-BFGS-B without bounds (corrections pairs, \
+                 Moré-Thuente line search for the strong Wolfe conditions with ftol 1e-3 and gtol 0.9, \
+                 first step 1 mm) over the same scaled parameters, stopping as SetOptimizerAsLBFGSB does \
+                 (largest gradient component below gradient_tolerance, relative decrease below 1e7 \
+                 machine epsilons, a failed line search along the gradient, or iterations); auto: lbfgs \
+                 for bspline, regular_step otherwise; the B-spline mesh stays the same at every level; a \
+                 pyramid with one shrink factor and one Gaussian smoothing sigma \
                  (in voxels of the full-resolution image, as SetSmoothingSigmasAreSpecifiedInPhysicalUnits \
                  (False)) per level, coarse to fine. Samples: random (each voxel with the given \
                  probability, fixed seed), regular (every round(1/percentage)-th voxel) or none (every \
@@ -80,7 +85,7 @@ impl Register {
             .param(ParamSpec::float("min_step", "Smallest step length before stopping.").range(0.0, 1e6).default(1e-3).unit("mm"))
             .param(ParamSpec::int("iterations", "Most iterations per level.").range(1.0, 100000.0).default(200))
             .param(ParamSpec::float("relaxation", "Step factor when the gradient turns back.").range(0.01, 0.99).default(0.5))
-            .param(ParamSpec::float("gradient_tolerance", "Stop when the metric gradient's length is this small.").range(0.0, 1e6).default(1e-4))
+            .param(ParamSpec::float("gradient_tolerance", "Stop when the gradient is this small (regular_step: its length; lbfgs: its largest scaled component).").range(0.0, 1e6).default(1e-4))
             .param(ParamSpec::list("shrink_factors", "Shrink factor per level, coarse to fine.", ParamKind::Int { min: Some(1), max: Some(64) }).range(1.0, 8.0).default(json!([4, 2, 1])))
             .param(ParamSpec::list("smoothing_sigmas", "Gaussian sigma per level, in full-resolution voxels.", non_negative).range(1.0, 8.0).default(json!([2.0, 1.0, 0.0])).unit("voxels"))
             .param(ParamSpec::float("default_value", "Value of resampled voxels outside the moving image.").default(0.0))
