@@ -143,11 +143,12 @@ fn bspline_registration_recovers_a_known_deformation() {
         report["seconds"].as_f64().unwrap(),
         report["iterations"]
     );
-    // Measured: 2.11 mm before, ours 0.906 mm, SimpleITK 0.558 mm. Both optimizers reach about
-    // the same mean squared difference over the whole image (SimpleITK's metric: ours 44.2,
-    // SimpleITK's 46.9, SimpleITK's with its gradient filters off 44.7 at 0.48 mm): the problem
-    // leaves the deformation loose where the image is flat, and the runs settle differently there.
-    assert!(ours <= 0.95, "mean displacement error {ours} mm > 0.95 mm");
+    // Measured: 2.11 mm before, ours 0.800 mm (image_gradient auto = central differences; 0.906
+    // with the exact gradient of the linear interpolation), SimpleITK 0.558 mm (its default
+    // Gaussian-derivative gradient image; 0.48 mm with its gradient filters off). Both optimizers
+    // reach about the same mean squared difference over the whole image: the problem leaves the
+    // deformation loose where the image is flat, and the runs settle differently there.
+    assert!(ours <= 0.85, "mean displacement error {ours} mm > 0.85 mm");
     assert!(ours <= 0.5 * initial, "mean displacement error {ours} mm > 50% of the initial {initial} mm");
     assert!(msd_after <= 0.5 * msd_before, "similarity: {msd_after} > half of {msd_before}");
     // Interoperability: SimpleITK reads our file and maps points as we do, inside and outside the grid.
