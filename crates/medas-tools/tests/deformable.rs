@@ -23,18 +23,11 @@ import SimpleITK as sitk
 
 template, gm, wm, out, scripts = sys.argv[1:6]
 sys.path.insert(0, scripts)
-from bench_registration import BSPLINE, bspline_truth, register_bspline
+from bench_registration import BSPLINE, bspline_problem, register_bspline
 
-fixed = sitk.BinShrink(sitk.ReadImage(template, sitk.sitkFloat32), [4, 4, 4])
+fixed, truth, moving = bspline_problem(sitk.ReadImage(template, sitk.sitkFloat32))
 brain = sitk.BinShrink(sitk.ReadImage(gm, sitk.sitkFloat32) + sitk.ReadImage(wm, sitk.sitkFloat32), [4, 4, 4]) > 0.5
 brain.CopyInformation(fixed)
-truth = bspline_truth(fixed)
-# The moving grid is the fixed one shifted by a fraction of a voxel, so that samples do not fall
-# on the moving image's voxel centres, where linear interpolation has kinks.
-grid = sitk.Image(fixed.GetSize(), sitk.sitkFloat32)
-grid.CopyInformation(fixed)
-grid.SetOrigin([o + d for o, d in zip(fixed.GetOrigin(), (1.3, -1.7, 0.9))])
-moving = sitk.Resample(fixed, grid, truth, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 for name, image in [("fixed", fixed), ("brain", sitk.Cast(brain, sitk.sitkUInt8)), ("moving", moving)]:
     sitk.WriteImage(image, f"{out}/{name}.nrrd")
 sitk.WriteImage(sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32), f"{out}/moving_on_fixed.nrrd")
@@ -150,9 +143,12 @@ fn bspline_registration_recovers_a_known_deformation() {
         report["seconds"].as_f64().unwrap(),
         report["iterations"]
     );
-    // Measured: 2.11 mm before, ours 0.89 mm, SimpleITK 0.56 mm (its LBFGSB goes further in the
-    // same 50 iterations per level).
-    assert!(ours <= 1.0, "mean displacement error {ours} mm > 1 mm");
+    // Measured: 2.11 mm before, ours 0.800 mm (image_gradient auto = central differences; 0.906
+    // with the exact gradient of the linear interpolation), SimpleITK 0.558 mm (its default
+    // Gaussian-derivative gradient image; 0.48 mm with its gradient filters off). Both optimizers
+    // reach about the same mean squared difference over the whole image: the problem leaves the
+    // deformation loose where the image is flat, and the runs settle differently there.
+    assert!(ours <= 0.85, "mean displacement error {ours} mm > 0.85 mm");
     assert!(ours <= 0.5 * initial, "mean displacement error {ours} mm > 50% of the initial {initial} mm");
     assert!(msd_after <= 0.5 * msd_before, "similarity: {msd_after} > half of {msd_before}");
     // Interoperability: SimpleITK reads our file and maps points as we do, inside and outside the grid.

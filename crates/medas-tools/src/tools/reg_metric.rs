@@ -17,6 +17,16 @@ pub enum Metric {
     Mattes { bins: usize },
 }
 
+/// How the moving image's gradient at a mapped point is taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ImageGradient {
+    /// The exact gradient of the linear interpolation (the metric's true derivative).
+    Linear,
+    /// ITK's CentralDifferenceImageFunction: half the difference of the interpolated values one
+    /// voxel either side per axis (0 along an axis where one falls outside).
+    Central,
+}
+
 /// How fixed voxels are chosen as samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Strategy {
@@ -78,12 +88,19 @@ pub struct Evaluation {
 /// The moving value and physical gradient at each sample's mapped point (`None`: outside).
 type Probe = Option<(f32, Point)>;
 
-/// Evaluates `metric` between the `samples` and `moving` through `mapping`. Fails when fewer
+/// Evaluates `metric` between the `samples` and `moving` through `mapping`, with the moving
+/// image's gradient taken as `image_gradient` says. Fails when fewer
 /// than 16 samples map inside the moving image (the images do not overlap).
-pub fn evaluate(metric: Metric, samples: &Samples, moving: &Volume, mapping: &Mapping) -> Result<Evaluation, String> {
+pub fn evaluate(metric: Metric, image_gradient: ImageGradient, samples: &Samples, moving: &Volume, mapping: &Mapping) -> Result<Evaluation, String> {
     let prepared = mapping.prepare();
-    let probes: Vec<Probe> =
-        samples.points.par_iter().with_min_len(1024).map(|x| moving.linear_with_gradient(&moving.index(&prepared.map(x)))).collect();
+    let probe = |x: &Point| {
+        let index = moving.index(&prepared.map(x));
+        match image_gradient {
+            ImageGradient::Linear => moving.linear_with_gradient(&index),
+            ImageGradient::Central => central_probe(moving, &index),
+        }
+    };
+    let probes: Vec<Probe> = samples.points.par_iter().with_min_len(1024).map(probe).collect();
     let used = probes.iter().filter(|p| p.is_some()).count();
     if used < 16 {
         return Err(format!("only {used} of {} samples map inside the moving image: the images do not overlap", probes.len()));
@@ -110,6 +127,25 @@ pub fn evaluate(metric: Metric, samples: &Samples, moving: &Volume, mapping: &Ma
         )
         .reduce(|| vec![0.0; n], |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect());
     Ok(Evaluation { value, gradient, used })
+}
+
+/// The linearly interpolated value at continuous `index` with ITK's central-difference image
+/// gradient (CentralDifferenceImageFunction: the interpolated values one voxel either side,
+/// 0 along an axis where one falls outside), in physical units.
+fn central_probe(moving: &Volume, index: &Point) -> Probe {
+    let (value, _) = moving.linear_with_gradient(index)?;
+    let mut d = [0.0; 3];
+    for (a, d) in d.iter_mut().enumerate() {
+        let mut side = *index;
+        side[a] += 1.0;
+        let up = moving.linear_with_gradient(&side);
+        side[a] -= 2.0;
+        if let (Some((up, _)), Some((down, _))) = (up, moving.linear_with_gradient(&side)) {
+            *d = 0.5 * (up as f64 - down as f64);
+        }
+    }
+    let m = &moving.to_index.0;
+    Some((value, [0, 1, 2].map(|i| m[0][i] * d[0] + m[1][i] * d[1] + m[2][i] * d[2])))
 }
 
 /// Mean of `(f - m)^2`; per-sample weights are d value / d m.
@@ -259,13 +295,13 @@ mod tests {
         let mut transform = Transform::identity(Kind::Affine, [9.5, 9.5, 9.5]);
         transform.parameters = vec![1.02, 0.03, 0.0, -0.02, 0.98, 0.01, 0.0, 0.02, 1.01, 0.4, -0.3, 0.2];
         for metric in [Metric::MeanSquares, Metric::Correlation, Metric::Mattes { bins: 20 }] {
-            let analytic = evaluate(metric, &samples, &moving, &Mapping::Linear(transform.clone())).unwrap().gradient;
+            let analytic = evaluate(metric, ImageGradient::Linear, &samples, &moving, &Mapping::Linear(transform.clone())).unwrap().gradient;
             for k in [0, 4, 9, 11] {
                 let h = 1e-4;
                 let (mut plus, mut minus) = (transform.clone(), transform.clone());
                 plus.parameters[k] += h;
                 minus.parameters[k] -= h;
-                let value = |t: &Transform| evaluate(metric, &samples, &moving, &Mapping::Linear(t.clone())).unwrap().value;
+                let value = |t: &Transform| evaluate(metric, ImageGradient::Linear, &samples, &moving, &Mapping::Linear(t.clone())).unwrap().value;
                 let numeric = (value(&plus) - value(&minus)) / (2.0 * h);
                 let tolerance = 0.05 * numeric.abs().max(analytic.iter().map(|g| g.abs()).fold(0.0, f64::max) * 0.01);
                 assert!((analytic[k] - numeric).abs() <= tolerance, "{metric:?} parameter {k}: {} vs {numeric}", analytic[k]);
@@ -283,9 +319,9 @@ mod tests {
         let mut initial = Transform::identity(Kind::Affine, [9.5, 9.5, 9.5]);
         initial.parameters = vec![1.02, 0.03, 0.0, -0.02, 0.98, 0.01, 0.0, 0.02, 1.01, 0.4, -0.3, 0.2];
         let mapping = Mapping::Deformable { initial: Some(initial), spline };
-        let analytic = evaluate(Metric::MeanSquares, &samples, &moving, &mapping).unwrap().gradient;
+        let analytic = evaluate(Metric::MeanSquares, ImageGradient::Linear, &samples, &moving, &mapping).unwrap().gradient;
         let largest = analytic.iter().map(|g| g.abs()).fold(0.0, f64::max);
-        let value = |p: &[f64]| evaluate(Metric::MeanSquares, &samples, &moving, &mapping.with_parameters(p)).unwrap().value;
+        let value = |p: &[f64]| evaluate(Metric::MeanSquares, ImageGradient::Linear, &samples, &moving, &mapping.with_parameters(p)).unwrap().value;
         for k in (0..analytic.len()).step_by(37) {
             let (mut plus, mut minus) = (mapping.parameters().to_vec(), mapping.parameters().to_vec());
             plus[k] += 1e-4;

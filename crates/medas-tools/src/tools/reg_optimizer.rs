@@ -1,9 +1,11 @@
 //! The optimizers of the registration tools: regular-step gradient descent (ITK's
 //! RegularStepGradientDescentOptimizerv4) with parameter scales from physical shifts (ITK's
 //! RegistrationParameterScalesFromPhysicalShift, corner sampling), and limited-memory BFGS with
-//! a backtracking line search and LBFGSB's stopping rules (unbounded).
+//! L-BFGS-B's Moré–Thuente line search and stopping rules (unbounded).
 
+use crate::tools::reg_line_search::{LineSearch, Next};
 use crate::tools::reg_transform::{Point, Transform};
+use std::collections::VecDeque;
 
 /// Settings of [`descend`], named as in SimpleITK's `SetOptimizerAsRegularStepGradientDescent`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,10 +48,18 @@ pub fn physical_shift_scales(transform: &Transform, points: &[Point]) -> Vec<f64
     scales.iter().map(|&s| if s > 1e-12 { s } else { 1.0 }).collect()
 }
 
-/// Minimises by steps of decreasing length along the scaled negative gradient: the step length
-/// starts at the learning rate and is multiplied by the relaxation whenever the direction
-/// turns by more than 90°. `evaluate` gives the value and gradient at the parameters;
-/// `each` is called after every iteration (for progress and cancellation) and may stop it.
+/// Minimises by steps of decreasing length along the scaled negative gradient `g / s`, with
+/// the stopping rules of ITK's RegularStepGradientDescentOptimizerv4: the step length starts at
+/// the learning rate and is multiplied by the relaxation whenever the direction turns back;
+/// stop when it falls below the minimum step, or when the gradient's length falls below the
+/// gradient tolerance. ITK tests the turn on its stored previous update, which it divides by
+/// the scales once more before the dot product: the sign of `sum g_k g'_k / s_k^3` (for rigid
+/// and affine transforms mostly the translations' turn). ITK measures the scaled gradient
+/// against the tolerance; here the gradient as the metric gives it is (with the scaled one,
+/// our NCC and Mattes runs stop on the tolerance long before SimpleITK's do: the two metrics'
+/// gradients are not scaled alike). `evaluate` gives the value and gradient at the
+/// parameters; `each` is called after every iteration (for progress and cancellation) and may
+/// stop it.
 pub fn descend<E>(
     parameters: &mut [f64],
     scales: &[f64],
@@ -65,22 +75,20 @@ pub fn descend<E>(
         value = current;
         let scaled: Vec<f64> = gradient.iter().zip(scales).map(|(g, s)| g / s).collect();
         let magnitude = scaled.iter().map(|g| g * g).sum::<f64>().sqrt();
-        // The tolerance applies to the gradient as the metric gives it (what SimpleITK's
-        // runs show: scaled rotation gradients are tiny long before convergence).
         let raw = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
         if !magnitude.is_finite() || raw < settings.gradient_tolerance {
             return Ok(Convergence { iterations: iteration, value, reason: "gradient magnitude below tolerance" });
         }
         if let Some(previous) = &previous
-            && previous.iter().zip(&scaled).map(|(a, b)| a * b).sum::<f64>() < 0.0
+            && previous.iter().zip(&scaled).zip(scales).map(|((a, b), s)| a * b / s).sum::<f64>() < 0.0
         {
             step *= settings.relaxation;
         }
         if step < settings.min_step {
             return Ok(Convergence { iterations: iteration, value, reason: "step below minimum step" });
         }
-        // The update in scaled space, mapped back: scaled gradient g/s moves parameter k by
-        // step * (g_k / s_k) / |g/s|, a shift of about `step` mm.
+        // Scaled gradient g/s moves parameter k by step * (g_k / s_k) / |g/s|, a shift of
+        // about `step` mm.
         for (p, g) in parameters.iter_mut().zip(&scaled) {
             *p -= step * g / magnitude;
         }
@@ -103,17 +111,22 @@ pub struct LbfgsSettings {
 /// LBFGSB's default cost-function convergence factor times the machine epsilon: stop when the
 /// value falls by less than this, relatively.
 const RELATIVE_REDUCTION: f64 = 1e7 * f64::EPSILON;
-/// Armijo's sufficient-decrease constant.
-const ARMIJO: f64 = 1e-4;
-/// Halvings of the step before the line search gives up.
-const HALVINGS: usize = 20;
+/// Evaluations one line search may take before L-BFGS-B restarts along the gradient.
+const SEARCH_EVALUATIONS: usize = 20;
+/// L-BFGS-B's largest step for unbounded parameters.
+const LARGEST_STEP: f64 = 1e10;
+/// LBFGSB's default `maximumNumberOfFunctionEvaluations` in SimpleITK.
+const MAX_EVALUATIONS: usize = 2000;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The quasi-Newton direction `-H g` from the stored pairs (two-loop recursion).
-fn direction(g: &[f64], pairs: &std::collections::VecDeque<(Vec<f64>, Vec<f64>)>) -> Vec<f64> {
+type Pairs = VecDeque<(Vec<f64>, Vec<f64>)>;
+
+/// The quasi-Newton direction `-H g` from the stored pairs (two-loop recursion; for unbounded
+/// parameters the same as L-BFGS-B's compact form with `theta = y'y / s'y`).
+fn direction(g: &[f64], pairs: &Pairs) -> Vec<f64> {
     let mut q = g.to_vec();
     let mut alphas = Vec::with_capacity(pairs.len());
     for (s, y) in pairs.iter().rev() {
@@ -133,10 +146,62 @@ fn direction(g: &[f64], pairs: &std::collections::VecDeque<(Vec<f64>, Vec<f64>)>
     q
 }
 
+/// A point of the scaled parameter space with its value and gradient.
+struct Iterate {
+    at: Vec<f64>,
+    value: f64,
+    gradient: Vec<f64>,
+}
+
+/// How a line search ended: the accepted point, or none within the evaluation limit.
+enum Searched {
+    Accepted(Iterate),
+    Failed,
+}
+
+/// Searches along `d` from `from` (Moré–Thuente, strong Wolfe) starting with `first`; every
+/// evaluated point is offered to `best`. Counts evaluations into `evaluations`.
+fn search_line<E>(
+    from: &Iterate,
+    d: &[f64],
+    first: f64,
+    evaluate: &mut impl FnMut(&[f64]) -> Result<(f64, Vec<f64>), E>,
+    best: &mut Option<Iterate>,
+    evaluations: &mut usize,
+) -> Result<Searched, E> {
+    let mut search = LineSearch::new(from.value, dot(&from.gradient, d), first, (0.0, LARGEST_STEP));
+    let mut step = first;
+    for _ in 0..SEARCH_EVALUATIONS {
+        let at: Vec<f64> = from.at.iter().zip(d).map(|(q, d)| q + step * d).collect();
+        let (value, gradient) = evaluate(&at)?;
+        *evaluations += 1;
+        if !value.is_finite() {
+            step *= 0.5; // outside where the metric is defined: back off towards the start
+            continue;
+        }
+        let slope = dot(&gradient, d);
+        let point = Iterate { at, value, gradient };
+        if best.as_ref().is_none_or(|b| point.value < b.value) {
+            *best = Some(Iterate { at: point.at.clone(), value, gradient: point.gradient.clone() });
+        }
+        match search.next(step, value, slope) {
+            Next::Accept(_) => return Ok(Searched::Accepted(point)),
+            Next::Try(next) => step = next,
+        }
+    }
+    Ok(Searched::Failed)
+}
+
 /// Minimises with limited-memory BFGS over the parameters divided by `sqrt(scales)` (so a
-/// step means about the same physical shift for every parameter); the first step moves the
-/// scaled parameters by 1 (1 mm for B-spline coefficients). `evaluate` and `each` as in
-/// [`descend`].
+/// step means about the same physical shift for every parameter), as L-BFGS-B 3.0 does without
+/// bounds (SimpleITK's `SetOptimizerAsLBFGSB`): the first step moves the scaled parameters by 1
+/// (1 mm for B-spline coefficients), later ones start at the quasi-Newton step; each step is
+/// found by a Moré–Thuente line search (strong Wolfe conditions); a search that fails within
+/// 20 evaluations restarts from the gradient with the memory cleared, or ends the run when the
+/// memory is already empty. Stops when the largest gradient component falls below the
+/// tolerance, the value falls by less than 1e7 machine epsilons relatively, or after the
+/// iterations (or 2000 evaluations); returns the best point evaluated, as vnl's LBFGSB does.
+/// `evaluate` and `each` as in [`descend`].
 pub fn lbfgs<E>(
     parameters: &mut [f64],
     scales: &[f64],
@@ -150,59 +215,58 @@ pub fn lbfgs<E>(
         let (value, gradient) = evaluate(&unscale(q))?;
         Ok((value, gradient.iter().zip(&roots).map(|(g, r)| g / r).collect()))
     };
-    let mut q: Vec<f64> = parameters.iter().zip(&roots).map(|(p, r)| p * r).collect();
-    let (mut value, mut gradient) = scaled_eval(&q)?;
-    let mut pairs = std::collections::VecDeque::new();
-    let mut reason = "maximum number of iterations";
-    let mut iterations = settings.iterations;
-    for iteration in 0..settings.iterations {
-        if !value.is_finite() || gradient.iter().all(|g| g.abs() < settings.gradient_tolerance) {
+    let at: Vec<f64> = parameters.iter().zip(&roots).map(|(p, r)| p * r).collect();
+    let (value, gradient) = scaled_eval(&at)?;
+    let mut current = Iterate { at, value, gradient };
+    let mut best: Option<Iterate> = None;
+    let mut evaluations = 1;
+    let mut pairs = Pairs::new();
+    let (mut reason, mut iterations) = ("maximum number of iterations", settings.iterations);
+    let mut iteration = 0;
+    while iteration < settings.iterations {
+        if !current.value.is_finite() || current.gradient.iter().all(|g| g.abs() <= settings.gradient_tolerance) {
             (reason, iterations) = ("gradient magnitude below tolerance", iteration);
             break;
         }
-        let mut d = direction(&gradient, &pairs);
-        if dot(&d, &gradient) >= 0.0 {
+        if evaluations >= MAX_EVALUATIONS {
+            (reason, iterations) = ("maximum number of evaluations", iteration);
+            break;
+        }
+        let mut d = direction(&current.gradient, &pairs);
+        if dot(&d, &current.gradient) >= 0.0 {
             pairs.clear();
-            d = gradient.iter().map(|g| -g).collect();
+            d = current.gradient.iter().map(|g| -g).collect();
         }
-        let slope = dot(&d, &gradient);
-        let mut step = if pairs.is_empty() { 1.0 / dot(&d, &d).sqrt() } else { 1.0 };
-        let mut accepted = None;
-        for _ in 0..HALVINGS {
-            let trial: Vec<f64> = q.iter().zip(&d).map(|(q, d)| q + step * d).collect();
-            let (v, g) = scaled_eval(&trial)?;
-            if v.is_finite() && v <= value + ARMIJO * step * slope {
-                accepted = Some((trial, v, g));
-                break;
-            }
-            step *= 0.5;
-        }
-        let Some((trial, v, g)) = accepted else {
+        let first = if iteration == 0 { (1.0 / dot(&d, &d).sqrt()).min(LARGEST_STEP) } else { 1.0 };
+        let Searched::Accepted(next) = search_line(&current, &d, first, &mut scaled_eval, &mut best, &mut evaluations)? else {
             if !pairs.is_empty() {
-                pairs.clear(); // retry along the gradient before giving up
+                pairs.clear(); // L-BFGS-B: refresh the memory and retry along the gradient
                 continue;
             }
-            (reason, iterations) = ("line search found no decrease", iteration);
+            (reason, iterations) = ("line search failed along the gradient", iteration);
             break;
         };
-        let s: Vec<f64> = trial.iter().zip(&q).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = g.iter().zip(&gradient).map(|(a, b)| a - b).collect();
-        if dot(&s, &y) > 1e-10 * dot(&y, &y) {
+        let s: Vec<f64> = next.at.iter().zip(&current.at).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = next.gradient.iter().zip(&current.gradient).map(|(a, b)| a - b).collect();
+        // L-BFGS-B skips a pair without enough curvature: s'y <= eps * (-g's).
+        if dot(&s, &y) > f64::EPSILON * -dot(&current.gradient, &s) {
             if pairs.len() == settings.corrections {
                 pairs.pop_front();
             }
             pairs.push_back((s, y));
         }
-        let reduction = (value - v) / value.abs().max(v.abs()).max(1.0);
-        (q, value, gradient) = (trial, v, g);
-        each(iteration + 1)?;
+        let reduction = (current.value - next.value) / current.value.abs().max(next.value.abs()).max(1.0);
+        current = next;
+        iteration += 1;
+        each(iteration)?;
         if reduction <= RELATIVE_REDUCTION {
-            (reason, iterations) = ("relative reduction below tolerance", iteration + 1);
+            (reason, iterations) = ("relative reduction below tolerance", iteration);
             break;
         }
     }
-    parameters.copy_from_slice(&unscale(&q));
-    Ok(Convergence { iterations, value, reason })
+    let end = best.filter(|b| b.value < current.value).unwrap_or(current);
+    parameters.copy_from_slice(&unscale(&end.at));
+    Ok(Convergence { iterations, value: end.value, reason })
 }
 
 #[cfg(test)]
@@ -230,6 +294,42 @@ mod tests {
         };
         let result = lbfgs(&mut p, &[1.0, 4.0, 1.0], &settings, bowl, |_| Ok(())).unwrap();
         assert!((p[0] - 1.0).abs() < 1e-4 && p[1].abs() < 1e-4 && (p[2] - 2.0).abs() < 1e-4, "{p:?} {result:?}");
+    }
+
+    #[test]
+    fn the_step_shrinks_on_itks_turn_test_weighted_by_the_cubed_scales() {
+        // Scaled, the second gradient turns back ((1, 1) then (-1.5, 1)), but ITK's test
+        // weighs the first component by 1 / 100^3: no turn, no relaxation, the descent goes on.
+        let gradients = [[100.0, 1.0], [-150.0, 1.0], [0.0, 0.0]];
+        let mut calls = 0;
+        let scripted = |_: &[f64]| {
+            calls += 1;
+            Ok::<_, ()>((1.0, gradients[calls - 1].to_vec()))
+        };
+        let settings = StepSettings { learning_rate: 1.0, min_step: 0.6, iterations: 10, relaxation: 0.5, gradient_tolerance: 1e-9 };
+        let result = descend(&mut [0.0, 0.0], &[100.0, 1.0], &settings, scripted, |_| Ok(())).unwrap();
+        assert_eq!((result.iterations, result.reason), (2, "gradient magnitude below tolerance"));
+    }
+
+    #[test]
+    fn lbfgs_follows_the_rosenbrock_valley_with_few_evaluations() {
+        let settings = LbfgsSettings { iterations: 200, gradient_tolerance: 1e-8, corrections: 5 };
+        let mut p = vec![-1.2, 1.0, -1.2, 1.0];
+        let mut evaluations = 0;
+        let rosenbrock = |p: &[f64]| {
+            evaluations += 1;
+            let (mut value, mut gradient) = (0.0, vec![0.0; p.len()]);
+            for i in (0..p.len()).step_by(2) {
+                let (a, b) = (1.0 - p[i], 10.0 * (p[i + 1] - p[i] * p[i]));
+                value += a * a + b * b;
+                gradient[i] = -2.0 * a - 40.0 * p[i] * b;
+                gradient[i + 1] = 20.0 * b;
+            }
+            Ok::<_, ()>((value, gradient))
+        };
+        let result = lbfgs(&mut p, &[1.0; 4], &settings, rosenbrock, |_| Ok(())).unwrap();
+        assert!(p.iter().all(|v| (v - 1.0).abs() < 1e-3), "{p:?} {result:?}");
+        assert!(result.iterations < 60 && evaluations < 120, "{result:?} after {evaluations} evaluations");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamKind, ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::tools::bad_param;
-use crate::tools::reg_metric::{Metric, Strategy, draw_samples, evaluate};
+use crate::tools::reg_metric::{ImageGradient, Metric, Strategy, draw_samples, evaluate};
 use crate::tools::reg_bspline::BSpline;
 use crate::tools::reg_mapping::Mapping;
 use crate::tools::reg_optimizer::{LbfgsSettings, StepSettings, descend, lbfgs, physical_shift_scales};
@@ -28,6 +28,7 @@ const OPTIMIZERS: [&str; 3] = ["auto", "regular_step", "lbfgs"];
 const METRICS: [&str; 3] = ["mse", "ncc", "mattes"];
 const SAMPLING: [&str; 3] = ["random", "regular", "none"];
 const INITIALIZERS: [&str; 2] = ["geometry", "moments"];
+const IMAGE_GRADIENTS: [&str; 3] = ["auto", "linear", "central"];
 
 pub struct Register(ToolSpec);
 
@@ -51,11 +52,21 @@ impl Register {
                  information, cubic B-spline Parzen windows); the moving image linearly interpolated; \
                  optimizer regular_step: regular-step gradient descent with scales from physical shifts \
                  (SetOptimizerScalesFromPhysicalShift: a step of the learning rate moves the image by \
-                 about that many mm; B-spline coefficients have scale 1), or lbfgs: limited-memory BFGS \
-                 (corrections pairs, backtracking Armijo line search, first step 1 mm) over the same scaled \
-                 parameters, stopping as SetOptimizerAsLBFGSB does (largest gradient component below \
-                 gradient_tolerance, relative decrease below 1e7 machine epsilons, or iterations); auto: \
-                 lbfgs for bspline, regular_step otherwise; the B-spline mesh stays the same at every level; a pyramid with one shrink factor and one Gaussian smoothing sigma \
+                 about that many mm; B-spline coefficients have scale 1) and the stopping rules of ITK's \
+                 RegularStepGradientDescentOptimizerv4 (step times relaxation when the direction turns back, \
+                 by ITK's test; step below min_step; iterations; the metric gradient's length below \
+                 gradient_tolerance), or lbfgs: limited-memory BFGS as L-BFGS-B without bounds (corrections pairs, \
+                 Moré-Thuente line search for the strong Wolfe conditions with ftol 1e-3 and gtol 0.9, \
+                 first step 1 mm) over the same scaled parameters, stopping as SetOptimizerAsLBFGSB does \
+                 (largest gradient component below gradient_tolerance, relative decrease below 1e7 \
+                 machine epsilons, a failed line search along the gradient, or iterations); auto: lbfgs \
+                 for bspline, regular_step otherwise; the metric's gradient takes the moving image's \
+                 gradient as image_gradient says: linear, the exact gradient of the linear interpolation, \
+                 or central, ITK's central differences of the interpolated image one voxel either side \
+                 (CentralDifferenceImageFunction, what ImageRegistrationMethod uses with its gradient \
+                 filters off; SimpleITK's default Gaussian-derivative image is not offered), auto: central \
+                 for bspline, linear otherwise; the B-spline mesh stays the same at every level; a \
+                 pyramid with one shrink factor and one Gaussian smoothing sigma \
                  (in voxels of the full-resolution image, as SetSmoothingSigmasAreSpecifiedInPhysicalUnits \
                  (False)) per level, coarse to fine. Samples: random (each voxel with the given \
                  probability, fixed seed), regular (every round(1/percentage)-th voxel) or none (every \
@@ -70,6 +81,7 @@ impl Register {
             .param(ParamSpec::choice("initializer", "Initial centre and translation (rigid, affine).", &INITIALIZERS).default("geometry"))
             .param(ParamSpec::int("mesh_size", "B-spline control-point spans per axis (bspline).").range(1.0, 256.0).default(8))
             .param(ParamSpec::choice("optimizer", "auto: lbfgs for bspline, regular_step otherwise.", &OPTIMIZERS).default("auto"))
+            .param(ParamSpec::choice("image_gradient", "Moving-image gradient: auto (central for bspline, linear otherwise), linear (exact), central (ITK's central differences).", &IMAGE_GRADIENTS).default("auto"))
             .param(ParamSpec::int("corrections", "Curvature pairs kept by lbfgs.").range(1.0, 100.0).default(5))
             .param(ParamSpec::choice("metric", "Similarity metric.", &METRICS).default("mattes"))
             .param(ParamSpec::int("bins", "Histogram bins of Mattes mutual information.").range(5.0, 512.0).default(50))
@@ -80,7 +92,7 @@ impl Register {
             .param(ParamSpec::float("min_step", "Smallest step length before stopping.").range(0.0, 1e6).default(1e-3).unit("mm"))
             .param(ParamSpec::int("iterations", "Most iterations per level.").range(1.0, 100000.0).default(200))
             .param(ParamSpec::float("relaxation", "Step factor when the gradient turns back.").range(0.01, 0.99).default(0.5))
-            .param(ParamSpec::float("gradient_tolerance", "Stop when the metric gradient's length is this small.").range(0.0, 1e6).default(1e-4))
+            .param(ParamSpec::float("gradient_tolerance", "Stop when the gradient is this small (regular_step: its length; lbfgs: its largest scaled component).").range(0.0, 1e6).default(1e-4))
             .param(ParamSpec::list("shrink_factors", "Shrink factor per level, coarse to fine.", ParamKind::Int { min: Some(1), max: Some(64) }).range(1.0, 8.0).default(json!([4, 2, 1])))
             .param(ParamSpec::list("smoothing_sigmas", "Gaussian sigma per level, in full-resolution voxels.", non_negative).range(1.0, 8.0).default(json!([2.0, 1.0, 0.0])).unit("voxels"))
             .param(ParamSpec::float("default_value", "Value of resampled voxels outside the moving image.").default(0.0))
@@ -237,6 +249,12 @@ impl Tool for Register {
             "auto" => matches!(mapping, Mapping::Deformable { .. }),
             chosen => chosen == "lbfgs",
         };
+        let image_gradient = match params.text("image_gradient")? {
+            "central" => ImageGradient::Central,
+            "linear" => ImageGradient::Linear,
+            _ if matches!(mapping, Mapping::Deformable { .. }) => ImageGradient::Central,
+            _ => ImageGradient::Linear,
+        };
         let lbfgs_settings = LbfgsSettings { iterations: settings.iterations, gradient_tolerance: settings.gradient_tolerance, corrections: params.int("corrections")? as usize };
         let mask_volume = mask.as_ref().map(Volume::from_image);
         let inside = |p: &Point| mask_volume.as_ref().is_none_or(|mask| in_mask(mask, p));
@@ -253,7 +271,7 @@ impl Tool for Register {
                 return Err(failed(format!("level {}: only {} fixed samples (mask or sampling too sparse)", level + 1, samples.values.len())));
             }
             let evaluate_at = |p: &[f64]| {
-                evaluate(metric, &samples, &moving_level, &mapping.with_parameters(p))
+                evaluate(metric, image_gradient, &samples, &moving_level, &mapping.with_parameters(p))
                     .map(|e| (e.value, e.gradient))
                     .map_err(|e| failed(format!("level {}: {e}", level + 1)))
             };
