@@ -79,6 +79,7 @@ fn dicom_study_folders_of_generated_phantoms_import() {
         let mut phantom = medas_io::read(image).unwrap();
         phantom.metadata.set_text("modality", "CT");
         phantom.metadata.set_text("series_description", "liver phantom");
+        phantom.metadata.set_text("patient_id", &format!("patient-{id}"));
         medas_io::write(&phantom, root.join(id)).unwrap();
     }
     let imported = import(&root, None, None).unwrap();
@@ -87,6 +88,7 @@ fn dicom_study_folders_of_generated_phantoms_import() {
     assert_eq!(cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["liver_000", "liver_001", "liver_002"]);
     for (case, (_, image, _)) in cases.iter().zip(&pairs) {
         assert_eq!((case.row["modality"].as_str(), case.row["size"].as_str()), ("CT", "64x64x64"));
+        assert_eq!(case.patient_id, Some(format!("patient-{}", case.id)), "patient id from (0010,0020)");
         // The series reads back as the phantom: int16 HU survive DICOM exactly, the grid to 1e-4 mm.
         let (series, phantom) = (medas_io::read(&case.images[0]).unwrap(), medas_io::read(image).unwrap());
         assert_eq!(series.size(), phantom.size());

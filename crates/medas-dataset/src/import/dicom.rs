@@ -63,6 +63,7 @@ pub(super) fn import(root: &Path, pick: &SeriesPick) -> Result<Imported> {
         }
         let id = folder.strip_prefix(root).ok().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("study"));
         let mut case = Case::new(id.to_string_lossy(), vec![folder.clone()]);
+        case.patient_id = chosen.patient_id.clone();
         case.row.insert("series_instance_uid".into(), chosen.uid.clone());
         case.row.insert("modality".into(), chosen.modality.clone().unwrap_or_default());
         case.row.insert("series_description".into(), chosen.description.clone().unwrap_or_default());

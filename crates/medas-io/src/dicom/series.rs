@@ -20,6 +20,8 @@ pub struct SeriesInfo {
     pub uid: String,
     pub modality: Option<String>,
     pub description: Option<String>,
+    /// Patient ID (0010,0020) of the series' first file.
+    pub patient_id: Option<String>,
     /// Number of files in the series.
     pub files: usize,
     /// Columns, rows and total number of frames (slices) over all files.
@@ -50,6 +52,7 @@ pub fn list_series(folder: &Path) -> Result<Vec<SeriesInfo>> {
                 uid,
                 modality: first.metadata.text(keys::MODALITY).map(str::to_string),
                 description: first.metadata.text(keys::SERIES_DESCRIPTION).map(str::to_string),
+                patient_id: first.metadata.text(keys::PATIENT_ID).map(str::to_string),
                 files: entries.len(),
                 size: [first.pixel.columns, first.pixel.rows, entries.iter().map(|e| e.header.pixel.frames).sum()],
             }
