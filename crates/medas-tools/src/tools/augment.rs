@@ -90,19 +90,39 @@ pub fn range_params(name: &str, what: &str, (low, high): (f64, f64), unit: &str)
     [spec("min", low), spec("max", high)]
 }
 
-/// The range `{name}_min..{name}_max`, checked to be in order and at least `floor`.
-pub fn drawn_range(tool: &str, params: &Params, name: &str, floor: f64) -> Result<(f64, f64), ToolError> {
+/// The lower bound of a drawn range: inclusive, or exclusive (a scale or gamma of 0 is no use).
+#[derive(Debug, Clone, Copy)]
+pub enum Lower {
+    AtLeast(f64),
+    Above(f64),
+}
+
+/// The range `{name}_min..{name}_max`, checked to be finite, in order and within `lower`.
+pub fn drawn_range(tool: &str, params: &Params, name: &str, lower: Lower) -> Result<(f64, f64), ToolError> {
     let (min_name, max_name) = (format!("{name}_min"), format!("{name}_max"));
     let (low, high) = (params.float(&min_name)?, params.float(&max_name)?);
     for (param, value) in [(&min_name, low), (&max_name, high)] {
-        if !(value >= floor) || !value.is_finite() {
-            return Err(bad_param(tool, param, format!("must be a finite number of at least {floor}, got {value}")));
+        let (fits, rule) = match lower {
+            Lower::AtLeast(floor) => (value >= floor, format!("of at least {floor}")),
+            Lower::Above(floor) => (value > floor, format!("greater than {floor}")),
+        };
+        if !fits || !value.is_finite() {
+            return Err(bad_param(tool, param, format!("must be a finite number {rule}, got {value}")));
         }
     }
     if low > high {
         return Err(bad_param(tool, &min_name, format!("must be at most {max_name} ({high}), got {low}")));
     }
     Ok((low, high))
+}
+
+/// A parameter that must be finite and at least 0 (a largest magnitude).
+pub fn non_negative(tool: &str, params: &Params, name: &str) -> Result<f64, ToolError> {
+    let value = params.float(name)?;
+    if !(value >= 0.0 && value.is_finite()) {
+        return Err(bad_param(tool, name, format!("must be a finite number of at least 0, got {value}")));
+    }
+    Ok(value)
 }
 
 /// A probability parameter, checked to lie in [0, 1].

@@ -8,9 +8,8 @@ use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamSpec, ToolSpec};
 use crate::table::Table;
-use crate::tools::augment::{failed, generator, intensity_outputs, intensity_ports, seed_param};
+use crate::tools::augment::{failed, generator, intensity_outputs, intensity_ports, non_negative, seed_param};
 use crate::tools::augment_intensity::map_values;
-use crate::tools::bad_param;
 use std::sync::Arc;
 
 /// The polynomial terms: exponents (p_i, p_j, p_k) with p_i + p_j + p_k <= order, p_i outermost
@@ -69,10 +68,7 @@ impl Tool for BiasField {
 
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
-        let magnitude = params.float("coefficient_max")?;
-        if !(magnitude >= 0.0 && magnitude.is_finite()) {
-            return Err(bad_param(id, "coefficient_max", format!("must be a finite number of at least 0, got {magnitude}")));
-        }
+        let magnitude = non_negative(id, params, "coefficient_max")?;
         let image = take_image(&mut inputs, id, "image")?;
         if image.voxels().is_empty() {
             return Err(failed(id, "the image has no voxels"));

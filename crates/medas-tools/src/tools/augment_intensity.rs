@@ -9,7 +9,7 @@ use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ToolSpec};
-use crate::tools::augment::{SplitMix64, drawn_range, failed, generator, intensity_outputs, intensity_ports, normal_at, parameter_table, range_params, seed_param};
+use crate::tools::augment::{Lower, SplitMix64, drawn_range, failed, generator, intensity_outputs, intensity_ports, normal_at, parameter_table, range_params, seed_param};
 use crate::tools::interpolate::fortran_values;
 use crate::tools::metadata_for_new_values;
 use medas_image::{Image, Scalar, Voxels, with_voxels};
@@ -73,7 +73,7 @@ impl Tool for GaussianNoise {
 
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
-        let range = drawn_range(id, params, "std", 0.0)?;
+        let range = drawn_range(id, params, "std", Lower::AtLeast(0.0))?;
         let image = non_empty(&mut inputs, id)?;
         let mut rng = generator(params)?;
         let std = rng.uniform_in(range);
@@ -116,7 +116,7 @@ impl Tool for Gamma {
 
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
-        let range = drawn_range(id, params, "gamma", f64::MIN_POSITIVE)?;
+        let range = drawn_range(id, params, "gamma", Lower::Above(0.0))?;
         let image = non_empty(&mut inputs, id)?;
         let gamma = generator(params)?.uniform_in(range);
         let stats = image.voxels().stats();
@@ -157,8 +157,8 @@ impl Tool for BrightnessContrast {
 
     fn run(&self, mut inputs: Inputs, params: &Params, _context: &Context) -> Result<Outputs, ToolError> {
         let id = &self.0.id;
-        let brightness_range = drawn_range(id, params, "brightness", 0.0)?;
-        let contrast_range = drawn_range(id, params, "contrast", 0.0)?;
+        let brightness_range = drawn_range(id, params, "brightness", Lower::AtLeast(0.0))?;
+        let contrast_range = drawn_range(id, params, "contrast", Lower::AtLeast(0.0))?;
         let image = non_empty(&mut inputs, id)?;
         let mut rng: SplitMix64 = generator(params)?;
         let (b, c) = (rng.uniform_in(brightness_range), rng.uniform_in(contrast_range));
