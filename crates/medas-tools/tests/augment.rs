@@ -95,6 +95,16 @@ u, v, w = (np.linspace(-1.0, 1.0, s) for s in size)
 W, V, U = np.meshgrid(w, v, u, indexing="ij")
 field = np.exp(sum(c * U ** i * V ** j * W ** k for c, (i, j, k) in zip(coefficients, terms)))
 write(x * field, img, "bias_field")
+from scipy import ndimage
+rng = SplitMix64(4); sigma = rng.uniform_in(0.5, 1.5); draws["blur"] = sigma
+sigmas = [sigma / s for s in img.GetSpacing()][::-1]
+write(ndimage.gaussian_filter(x, sigmas, mode="nearest", truncate=4.0), img, "blur")
+
+rng = SplitMix64(6); window = [40, 30, 8]
+offsets = [min(int(rng.uniform() * (n - s + 1)), n - s) for n, s in zip(size, window)]
+draws["crop"] = offsets
+sitk.WriteImage(sitk.RegionOfInterest(img, window, offsets), f"{out}/crop_image.nrrd")
+sitk.WriteImage(sitk.RegionOfInterest(lab, window, offsets), f"{out}/crop_label.nrrd")
 json.dump(draws, open(f"{out}/draws.json", "w"))
 "#;
 
@@ -274,6 +284,33 @@ fn intensity_augmentations_match_numpy_with_the_same_draws() {
 }
 
 #[test]
+fn blur_matches_scipy_gaussian_filter_with_the_drawn_sigma_in_mm() {
+    let Some(refs) = references() else { return };
+    let image = read(&refs.join("image.nrrd"));
+    let outputs = run("augment.gaussian_blur", &image, None, json!({"seed": 4})).unwrap();
+    assert_eq!(drawn(&outputs, "sigma"), draws(refs)["blur"].as_f64().unwrap(), "drawn sigma");
+    // Weights are float32 (sums of ~20 terms): 1e-5 of the range.
+    let relative = relative_difference(&output_image(&outputs, "image"), &read(&refs.join("blur.nrrd")), "gaussian blur");
+    assert!(relative <= 1e-5, "{relative}");
+}
+
+#[test]
+fn random_crop_matches_simpleitk_region_of_interest_for_image_and_label() {
+    let Some(refs) = references() else { return };
+    let (image, label) = (read(&refs.join("image.nrrd")), read(&refs.join("label.nrrd")));
+    let outputs = run("augment.random_crop", &image, Some(&label), json!({"seed": 6, "size": [40, 30, 8]})).unwrap();
+    let offsets: Vec<f64> = ["offset_i", "offset_j", "offset_k"].iter().map(|p| drawn(&outputs, p)).collect();
+    let want: Vec<f64> = draws(refs)["crop"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    eprintln!("crop seed 6: offsets {offsets:?}");
+    assert_eq!(offsets, want, "drawn offsets");
+    for port in ["image", "label"] {
+        assert_identical(&output_image(&outputs, port), &read(&refs.join(format!("crop_{port}.nrrd"))), &format!("crop {port}"));
+    }
+    let error = expect_error(run("augment.random_crop", &image, None, json!({"size": [97, 10, 10]})), "crop too large").to_string();
+    assert_eq!(error, "augment.random_crop: parameter \"size\" must not exceed the image size [96, 72, 16] on any axis, got [97, 10, 10]");
+}
+
+#[test]
 fn bias_field_matches_numpy_polynomial_with_the_same_coefficients() {
     let Some(refs) = references() else { return };
     let image = read(&refs.join("image.nrrd"));
@@ -289,7 +326,7 @@ fn bias_field_matches_numpy_polynomial_with_the_same_coefficients() {
 fn the_same_seed_replays_and_another_seed_draws_anew() {
     let Some(refs) = references() else { return };
     let image = read(&refs.join("image.nrrd"));
-    for id in ["augment.gaussian_noise", "augment.gamma", "augment.brightness_contrast", "augment.bias_field", "augment.affine"] {
+    for id in ["augment.gaussian_noise", "augment.gamma", "augment.brightness_contrast", "augment.bias_field", "augment.affine", "augment.gaussian_blur"] {
         let out = |seed: u64| image_voxels(output_image(&run(id, &image, None, json!({"seed": seed})).unwrap(), "image").voxels());
         assert_eq!(out(11), out(11), "{id}: same seed");
         assert_ne!(out(11), out(12), "{id}: another seed");
@@ -308,6 +345,7 @@ fn bad_parameters_and_inputs_are_refused_with_clear_messages() {
         ("augment.flip", json!({"probability_j": 1.5}), "augment.flip: parameter \"probability_j\" must be a probability in [0, 1], got 1.5"),
         ("augment.rot90", json!({"probability": -0.1}), "augment.rot90: parameter \"probability\" must be a probability in [0, 1], got -0.1"),
         ("augment.bias_field", json!({"coefficient_max": -0.5}), "augment.bias_field: parameter \"coefficient_max\" must be a finite number of at least 0, got -0.5"),
+        ("augment.gaussian_blur", json!({"sigma_max": -2}), "augment.gaussian_blur: parameter \"sigma_max\" must be a finite number of at least 0, got -2"),
         ("augment.affine", json!({"scale_min": 0}), "augment.affine: parameter \"scale_min\" must be a finite number greater than 0, got 0"),
         ("augment.affine", json!({"rotation_max": 200}), "augment.affine: parameter \"rotation_max\" must be between 0 and 180 degrees, got 200"),
     ];

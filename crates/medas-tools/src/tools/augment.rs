@@ -9,7 +9,7 @@ use crate::params::Params;
 use crate::spec::{ParamSpec, PortSpec, PortType, ToolSpec};
 use crate::table::{Column, Table};
 use crate::tools::bad_param;
-use medas_image::{Image, Voxels};
+use medas_image::{Image, VoxelArray, Voxels};
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -199,6 +199,14 @@ pub fn geometric_outputs(tool: &str, image: Image, label: Option<Image>, table: 
 
 pub fn intensity_outputs(image: Image, table: Table) -> Outputs {
     Outputs::from([("image".to_string(), Data::Image(image)), ("parameters".to_string(), Data::Table(table))])
+}
+
+/// A view's values copied into Fortran-ordered voxels of the view's shape.
+pub fn fortran_voxels<T: VoxelArray>(view: ndarray::ArrayViewD<T>) -> Voxels {
+    let shape = view.shape().to_vec();
+    // Walking the reversed axes in logical order visits the first axis fastest: Fortran order.
+    let values: Vec<T> = view.reversed_axes().iter().copied().collect();
+    Voxels::from_fortran_vec(&shape, values).expect("the values fill the view's shape")
 }
 
 pub fn failed(tool: &str, error: impl std::fmt::Display) -> ToolError {

@@ -8,7 +8,7 @@ use crate::error::ToolError;
 use crate::params::Params;
 use crate::registry::{Tool, ToolEntry};
 use crate::spec::{Category, ParamSpec, ToolSpec};
-use crate::tools::augment::{failed, generator, geometric_outputs, geometric_ports, image_and_label, parameter_table, probability, seed_param};
+use crate::tools::augment::{failed, fortran_voxels, generator, geometric_outputs, geometric_ports, image_and_label, parameter_table, probability, seed_param};
 use crate::tools::bad_param;
 use medas_image::{Geometry, Image, VoxelArray, Voxels, with_voxels};
 use ndarray::{ArcArray, ArrayViewD, Axis, IxDyn};
@@ -27,10 +27,7 @@ fn rearranged_array<T: VoxelArray>(array: &ArcArray<T, IxDyn>, flips: &[usize], 
     if let Some((a, b)) = swap {
         view.swap_axes(a, b);
     }
-    let shape = view.shape().to_vec();
-    // Walking the reversed axes in logical order visits the first axis fastest: Fortran order.
-    let values: Vec<T> = view.reversed_axes().iter().copied().collect();
-    Voxels::from_fortran_vec(&shape, values).expect("a permutation keeps the voxel count")
+    fortran_voxels(view)
 }
 
 /// `image` with its voxels rearranged as [`rearranged`] and the swapped axes' spacings swapped.
