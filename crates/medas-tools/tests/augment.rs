@@ -105,6 +105,22 @@ offsets = [min(int(rng.uniform() * (n - s + 1)), n - s) for n, s in zip(size, wi
 draws["crop"] = offsets
 sitk.WriteImage(sitk.RegionOfInterest(img, window, offsets), f"{out}/crop_image.nrrd")
 sitk.WriteImage(sitk.RegionOfInterest(lab, window, offsets), f"{out}/crop_label.nrrd")
+rng = SplitMix64(8); alpha = rng.uniform_in(300.0, 600.0); sigma = rng.uniform_in(8.0, 12.0); key = rng.next()
+draws["elastic"] = [alpha, sigma]
+spacing, shape = img.GetSpacing(), x.shape                 # shape: k, j, i
+grid = np.indices(shape).astype(np.float64)
+coordinates = []                                          # per axis i, j, k: numpy axis 2 - a
+for axis in range(3):
+    n = np.arange(x.size, dtype=np.uint64).reshape(shape) + np.uint64(axis * x.size)
+    noise = 2.0 * unit(mix_np(np.uint64(key) + (n + np.uint64(1)) * np.uint64(G))) - 1.0
+    smooth = ndimage.gaussian_filter(noise, [sigma / s for s in spacing][::-1], mode="nearest", truncate=4.0)
+    coordinates.append(grid[2 - axis] + smooth * alpha / spacing[axis])
+inside = np.all([(c >= -0.5) & (c < shape[2 - a] - 0.5) for a, c in enumerate(coordinates)], axis=0)
+ci, cj, ck = coordinates
+linear = ndimage.map_coordinates(x, [ck, cj, ci], order=1, mode="nearest", prefilter=False)
+write(np.where(inside, linear, 0.0), img, "elastic_image")
+near = [np.clip(np.floor(c + 0.5).astype(np.int64), 0, shape[2 - a] - 1) for a, c in enumerate(coordinates)]
+write(np.where(inside, l[near[2], near[1], near[0]], 0).astype(np.uint8), img, "elastic_label")
 json.dump(draws, open(f"{out}/draws.json", "w"))
 "#;
 
@@ -326,7 +342,7 @@ fn bias_field_matches_numpy_polynomial_with_the_same_coefficients() {
 fn the_same_seed_replays_and_another_seed_draws_anew() {
     let Some(refs) = references() else { return };
     let image = read(&refs.join("image.nrrd"));
-    for id in ["augment.gaussian_noise", "augment.gamma", "augment.brightness_contrast", "augment.bias_field", "augment.affine", "augment.gaussian_blur"] {
+    for id in ["augment.gaussian_noise", "augment.gamma", "augment.brightness_contrast", "augment.bias_field", "augment.affine", "augment.gaussian_blur", "augment.elastic"] {
         let out = |seed: u64| image_voxels(output_image(&run(id, &image, None, json!({"seed": seed})).unwrap(), "image").voxels());
         assert_eq!(out(11), out(11), "{id}: same seed");
         assert_ne!(out(11), out(12), "{id}: another seed");
@@ -346,6 +362,7 @@ fn bad_parameters_and_inputs_are_refused_with_clear_messages() {
         ("augment.rot90", json!({"probability": -0.1}), "augment.rot90: parameter \"probability\" must be a probability in [0, 1], got -0.1"),
         ("augment.bias_field", json!({"coefficient_max": -0.5}), "augment.bias_field: parameter \"coefficient_max\" must be a finite number of at least 0, got -0.5"),
         ("augment.gaussian_blur", json!({"sigma_max": -2}), "augment.gaussian_blur: parameter \"sigma_max\" must be a finite number of at least 0, got -2"),
+        ("augment.elastic", json!({"alpha_min": 5, "alpha_max": 1}), "augment.elastic: parameter \"alpha_min\" must be at most alpha_max (1), got 5"),
         ("augment.affine", json!({"scale_min": 0}), "augment.affine: parameter \"scale_min\" must be a finite number greater than 0, got 0"),
         ("augment.affine", json!({"rotation_max": 200}), "augment.affine: parameter \"rotation_max\" must be between 0 and 180 degrees, got 200"),
     ];
@@ -410,4 +427,33 @@ fn affine_matches_simpleitk_resample_with_the_drawn_matrix() {
     let (fraction, _) = differing(&ours, &read(&refs.join("affine_label.nrrd")), 0.0);
     eprintln!("affine label: {:.4} % of voxels differ from SimpleITK's nearest neighbour", 100.0 * fraction);
     assert!(fraction <= 1e-3, "label: {fraction}");
+}
+
+/// Elastic deformation against numpy/scipy: the same noise (SplitMix64), smoothed by
+/// scipy.ndimage.gaussian_filter, sampled by map_coordinates (order 1, edge repeated) and by
+/// rounding for the label. Our field is float32, so a few sample points may fall on the other
+/// side of a border or half-way point: at most 0.1 % of the voxels may differ (image: by more
+/// than 1e-3 of the range), and the mean image difference stays below 1e-4 of the range.
+#[test]
+fn elastic_matches_scipy_with_the_same_noise_field() {
+    let Some(refs) = references() else { return };
+    let (image, label) = (read(&refs.join("image.nrrd")), read(&refs.join("label.nrrd")));
+    let given = json!({"seed": 8, "alpha_min": 300, "alpha_max": 600, "sigma_min": 8, "sigma_max": 12});
+    let outputs = run("augment.elastic", &image, Some(&label), given).unwrap();
+    let want = draws(refs)["elastic"].clone();
+    assert_eq!(drawn(&outputs, "alpha"), want[0].as_f64().unwrap(), "alpha");
+    assert_eq!(drawn(&outputs, "sigma"), want[1].as_f64().unwrap(), "sigma");
+    let stats = image.voxels().stats();
+    let range = stats.max - stats.min;
+    let ours = output_image(&outputs, "image");
+    assert_eq!(ours.geometry(), image.geometry(), "the input's grid");
+    let (fraction, mean) = differing(&ours, &read(&refs.join("elastic_image.nrrd")), 1e-3 * range);
+    eprintln!("elastic image: {:.4} % of voxels differ by more than 1e-3 of the range; mean |difference| {mean:.3e}", 100.0 * fraction);
+    assert!(fraction <= 1e-3 && mean <= 1e-4 * range, "image: {fraction}, {mean}");
+    let moved = output_image(&outputs, "label");
+    let (fraction, _) = differing(&moved, &read(&refs.join("elastic_label.nrrd")), 0.0);
+    eprintln!("elastic label: {:.4} % of voxels differ from numpy's nearest neighbour", 100.0 * fraction);
+    assert!(fraction <= 1e-3, "label: {fraction}");
+    let unchanged = differing(&ours, &image.cast(medas_image::ScalarType::F32), 1e-3 * range).0;
+    assert!(unchanged > 0.1, "the deformation moves the content: only {unchanged} of the voxels changed");
 }

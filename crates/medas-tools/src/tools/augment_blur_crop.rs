@@ -20,12 +20,18 @@ const AXES: [&str; 3] = ["i", "j", "k"];
 /// The voxels smoothed along each spatial axis `a` by a Gaussian of `sigmas[a]` voxels, as f32.
 fn blurred<T: Scalar>(array: &ArcArray<T, IxDyn>, sigmas: &[f64]) -> Voxels {
     let shape = array.shape().to_vec();
-    let mut values: Vec<f32> = fortran_values(array).iter().map(|v| v.to_f64() as f32).collect();
+    let values: Vec<f32> = fortran_values(array).iter().map(|v| v.to_f64() as f32).collect();
+    Voxels::from_fortran_vec(&shape, smooth(values, &shape, sigmas)).expect("smoothing keeps the shape")
+}
+
+/// Fortran-ordered `values` of `shape` smoothed along axis `a` by a Gaussian of `sigmas[a]`
+/// voxels (scipy.ndimage.gaussian_filter, mode nearest, truncate 4).
+pub fn smooth(mut values: Vec<f32>, shape: &[usize], sigmas: &[f64]) -> Vec<f32> {
     for (axis, &sigma) in sigmas.iter().enumerate().filter(|(_, s)| **s > 0.0) {
         let n = shape[axis];
-        values = resample_axis(&values, &shape, axis, &AxisPlan::linear(n, n, (1.0, 0.0)).smoothed(sigma));
+        values = resample_axis(&values, shape, axis, &AxisPlan::linear(n, n, (1.0, 0.0)).smoothed(sigma));
     }
-    Voxels::from_fortran_vec(&shape, values).expect("smoothing keeps the shape")
+    values
 }
 
 pub struct GaussianBlur(ToolSpec);
