@@ -457,3 +457,33 @@ fn elastic_matches_scipy_with_the_same_noise_field() {
     let unchanged = differing(&ours, &image.cast(medas_image::ScalarType::F32), 1e-3 * range).0;
     assert!(unchanged > 0.1, "the deformation moves the content: only {unchanged} of the voxels changed");
 }
+
+/// Every tool on a small 2-D image with a label: no panic, the label's values kept, the image
+/// on the expected grid (the z-only draws of the 2-D affine included).
+#[test]
+fn two_dimensional_images_are_augmented_too() {
+    let values: Vec<f32> = (0..60).map(|n| (n * 7 % 23) as f32).collect();
+    let image = Image::from_voxels(medas_image::Voxels::from_fortran_vec(&[10, 6], values).unwrap()).unwrap();
+    let labels: Vec<u8> = (0..60).map(|n| u8::from(n % 10 > 4) + u8::from(n > 40)).collect();
+    let label = Image::from_voxels(medas_image::Voxels::from_fortran_vec(&[10, 6], labels).unwrap()).unwrap();
+    let geometric = [
+        ("augment.flip", json!({"seed": 3})),
+        ("augment.rot90", json!({"seed": 0})),
+        ("augment.affine", json!({"seed": 1, "shear_max": 0.2})),
+        ("augment.random_crop", json!({"seed": 2, "size": [4, 3]})),
+        ("augment.elastic", json!({"seed": 5, "alpha_min": 10, "alpha_max": 20, "sigma_min": 1, "sigma_max": 2})),
+    ];
+    for (id, given) in geometric {
+        let outputs = run(id, &image, Some(&label), given).unwrap();
+        let (out, moved) = (output_image(&outputs, "image"), output_image(&outputs, "label"));
+        assert_eq!(out.size(), moved.size(), "{id}: image and label on one grid");
+        assert!(image_voxels(moved.voxels()).iter().all(|v| [0.0, 1.0, 2.0].contains(v)), "{id}: label values");
+    }
+    let outputs = run("augment.affine", &image, None, json!({"seed": 1})).unwrap();
+    let rows = ["rotation_z", "scale", "shear_xy", "matrix_00", "matrix_11"];
+    rows.iter().for_each(|row| _ = drawn(&outputs, row));
+    for id in ["augment.gaussian_noise", "augment.gamma", "augment.brightness_contrast", "augment.bias_field", "augment.gaussian_blur"] {
+        let out = output_image(&run(id, &image, None, json!({"seed": 4})).unwrap(), "image");
+        assert_eq!(out.size(), image.size(), "{id}");
+    }
+}
