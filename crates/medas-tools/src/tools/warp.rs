@@ -147,43 +147,39 @@ impl FixedLine {
         }
         let stride = [usize::from(shape[0] > 1), shape[0] * usize::from(shape[1] > 1), shape[0] * shape[1] * usize::from(shape[2] > 1)];
         let corners: [usize; 8] = std::array::from_fn(|c| (0..3).filter(|a| c >> a & 1 == 1).map(|a| stride[a]).sum());
-        let mut lanes = [[0i64; 3]; LANES];
-        for (n, block) in out.chunks_mut(LANES).enumerate() {
-            // Lanes past the end of a short last block repeat the line's last voxel.
-            for (lane, position) in lanes.iter_mut().enumerate() {
-                *position = at(first + (n * LANES + lane).min(block.len() + n * LANES - 1));
-            }
-            let interpolated = interpolate_lanes(values, &corners, &stride, &lanes);
-            match <&mut [f32; LANES]>::try_from(&mut *block) {
-                // A whole block is a fixed-size store, not a call to memcpy.
-                Ok(whole) => *whole = interpolated,
-                Err(_) => block.copy_from_slice(&interpolated[..block.len()]),
-            }
+        // Positions of the lanes of a block, structure of arrays: [axis][lane].
+        let lane_offsets: [[i64; LANES]; 3] = std::array::from_fn(|a| std::array::from_fn(|lane| lane as i64 * self.step[a]));
+        let whole = out.len() / LANES * LANES;
+        let (blocks, rest) = out.split_at_mut(whole);
+        let mut block_start = at(first);
+        for block in blocks.as_chunks_mut::<LANES>().0 {
+            let positions = std::array::from_fn(|a| std::array::from_fn(|lane| block_start[a] + lane_offsets[a][lane]));
+            *block = interpolate_lanes(values, &corners, &stride, &positions);
+            (0..3).for_each(|a| block_start[a] += LANES as i64 * self.step[a]);
+        }
+        if !rest.is_empty() {
+            // Lanes past the end repeat the line's last voxel.
+            let lane_at = |lane: usize| at(first + whole + lane.min(rest.len() - 1));
+            let positions = std::array::from_fn(|a| std::array::from_fn(|lane| lane_at(lane)[a]));
+            let interpolated = interpolate_lanes(values, &corners, &stride, &positions);
+            rest.copy_from_slice(&interpolated[..rest.len()]);
         }
     }
 }
 
 const LANES: usize = 8;
 
-/// Trilinear interpolation at `LANES` fixed-point positions whose eight neighbours are all
-/// inside `values` (checked by the caller).
+/// Trilinear interpolation at `LANES` fixed-point positions (`positions[axis][lane]`) whose
+/// eight neighbours are all inside `values` (checked by the caller).
 #[inline]
-fn interpolate_lanes<T: Scalar>(values: &[T], corners: &[usize; 8], stride: &[usize; 3], lanes: &[[i64; 3]; LANES]) -> [f32; LANES] {
+fn interpolate_lanes<T: Scalar>(values: &[T], corners: &[usize; 8], stride: &[usize; 3], positions: &[[i64; LANES]; 3]) -> [f32; LANES] {
     // The top 24 bits of the fraction (all an f32 holds), as an i32 so that the conversion vectorises.
     const FRACTION: f32 = 1.0 / 16_777_216.0;
-    let mut gathered = [[T::default(); LANES]; 8];
-    let mut fraction = [[0f32; LANES]; 3];
-    for (lane, position) in lanes.iter().enumerate() {
-        let base: usize = (0..3).map(|a| (position[a] >> 32) as usize * stride[a]).sum();
-        for a in 0..3 {
-            fraction[a][lane] = ((position[a] & 0xFFFF_FFFF) >> 8) as i32 as f32 * FRACTION;
-        }
-        for (corner, offset) in corners.iter().enumerate() {
-            // SAFETY: `FixedLine::fill` asserted that every lane's floors lie in 0..=len-2
-            // on each axis of more than one voxel, so base + offset < values.len().
-            gathered[corner][lane] = unsafe { *values.get_unchecked(base + offset) };
-        }
-    }
+    let base: [usize; LANES] = std::array::from_fn(|lane| (0..3).map(|a| (positions[a][lane] >> 32) as usize * stride[a]).sum());
+    let fraction: [[f32; LANES]; 3] = std::array::from_fn(|a| std::array::from_fn(|lane| ((positions[a][lane] & 0xFFFF_FFFF) >> 8) as i32 as f32 * FRACTION));
+    // SAFETY: `FixedLine::fill` asserted that every lane's floors lie in 0..=len-2 on each
+    // axis of more than one voxel, so base + corner offset < values.len().
+    let gathered: [[T; LANES]; 8] = std::array::from_fn(|c| std::array::from_fn(|lane| unsafe { *values.get_unchecked(base[lane] + corners[c]) }));
     let value = |corner: usize| -> [f32; LANES] { gathered[corner].map(|v| v.to_f64() as f32) };
     let lerp = |a: [f32; LANES], b: [f32; LANES], t: &[f32; LANES]| -> [f32; LANES] { std::array::from_fn(|n| a[n] + t[n] * (b[n] - a[n])) };
     let [ti, tj, tk] = &fraction;
