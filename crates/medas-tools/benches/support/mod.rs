@@ -81,7 +81,7 @@ fn with_port_images(id: &str, by_port: &[(String, Image)], mut inputs: Inputs) -
 }
 
 /// Times every case (name, tool, parameters, inputs) and prints the JSON report.
-fn run(path: &str, image: &Image, repeats: usize, cases: impl Iterator<Item = (&'static str, &'static str, Value, Inputs)>) {
+pub fn run(path: &str, image: &Image, repeats: usize, cases: impl Iterator<Item = (&'static str, &'static str, Value, Inputs)>) {
     let mut results = Map::new();
     for (name, id, given, inputs) in cases {
         match time(id, &given, &inputs, repeats) {
