@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import SimpleITK as sitk
+from skimage.transform import resize
 
 from bench_io import print_ratios  # the ratio table every benchmark prints
 
@@ -59,6 +60,7 @@ def main():
     aligned = grid([300, 280, 170], (1.1, 1.2, 1.3), (-150.3, -300.7, -770.2), image.GetDirection())
     oblique = grid([200, 190, 150], (1.5, 1.5, 1.5), (-130.0, -340.0, -800.0), oblique_direction())
     mask = sitk.Cast(image > 300, sitk.sitkUInt8)
+    array = sitk.GetArrayFromImage(image)  # axes k, j, i as Python users hold it
     size = [300, 300, 60]
     spacing = [s * n / m for s, n, m in zip(image.GetSpacing(), image.GetSize(), size)]
     identity = sitk.Transform()
@@ -81,6 +83,13 @@ def main():
          lambda: crop_centre(image, [300, 600, 40], -1024)),
         ("crop to mask box", "LabelShapeStatistics + ROI", "crop_mask", lambda: crop_mask(image, mask, [5, 0, 2])),
         ("sub-voxel split", "SimpleITK slicing [o::2]", "subvoxel_split", lambda: split(image)),
+        ("resize to 256x256x96, linear", "skimage resize, order 1", "resize_linear",
+         lambda: resize(array, (96, 256, 256), order=1, mode="edge", anti_aliasing=False, preserve_range=True)),
+        ("rot90 in the i-j plane", "numpy rot90 + copy", "rot90_01",
+         lambda: np.ascontiguousarray(np.rot90(array, 1, axes=(2, 1)))),
+        ("cast to float32", "SimpleITK Cast", "cast_float32", lambda: sitk.Cast(image, sitk.sitkFloat32)),
+        ("threshold HU <= -400", "numpy (a <= t).astype(uint8)", "threshold_upper",
+         lambda: (array <= -400).astype(np.uint8)),
     ]
     size_text = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size_text} int16, best of {repeats}, {os.cpu_count()} cores, "

@@ -54,6 +54,10 @@ fn main() {
         (("crop_centre", "preprocess.crop_pad", json!({"size": [300, 600, 40], "pad_value": -1024})), none),
         (("crop_mask", "preprocess.crop_pad", json!({"mode": "mask", "margin": [5, 0, 2]})), bone),
         (("subvoxel_split", "preprocess.subvoxel_split", json!({})), none),
+        (("resize_linear", "preprocess.resize", json!({"size": [256, 256, 96]})), none),
+        (("rot90_01", "preprocess.rot90", json!({"k": 1, "axes": [0, 1]})), none),
+        (("cast_float32", "preprocess.cast", json!({"type": "float32"})), none),
+        (("threshold_upper", "preprocess.threshold", json!({"upper": -400})), none),
     ];
     support::main_derived("geometry PATH [REPEATS [CASE]]", "image", cases);
 }

@@ -76,7 +76,7 @@ impl Tool for Threshold {
         let voxels = with_voxels!(image.voxels(), a => {
             match mask::fortran_slice(a) {
                 Some(slice) => {
-                    let values: Vec<u8> = slice.par_iter().map(|v| pick(v.to_f64())).collect();
+                    let values = threshold_values(slice, lower, upper, inside, outside);
                     medas_image::Voxels::from_fortran_vec(a.shape(), values).map_err(|e| failed(id, e.to_string()))?
                 }
                 None => medas_image::Voxels::from(a.map(|v| pick(v.to_f64()))),
@@ -86,6 +86,31 @@ impl Tool for Threshold {
         let mask = image.with_voxels(voxels).map_err(|e| failed(id, e.to_string()))?;
         Ok(Outputs::from([output("mask", mask)]))
     }
+}
+
+/// `inside` where `lower <= v <= upper`, else `outside`. Integers are compared in their own
+/// type against the bounds rounded inwards (what makes the loop vectorise); floats in f64, where
+/// NaN is outside.
+fn threshold_values<T: Scalar>(values: &[T], lower: f64, upper: f64, inside: u8, outside: u8) -> Vec<u8> {
+    let mut out = vec![outside; values.len()];
+    const CHUNK: usize = 1 << 16;
+    if T::TYPE.is_float() {
+        out.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, values)| {
+            out.iter_mut().zip(values).for_each(|(o, v)| *o = if v.to_f64() >= lower && v.to_f64() <= upper { inside } else { outside });
+        });
+        return out;
+    }
+    // The type's range (saturating conversions), to clamp the bounds into it.
+    let (min, max) = (T::from_f64(f64::NEG_INFINITY).to_f64(), T::from_f64(f64::INFINITY).to_f64());
+    let (low, high) = (lower.ceil().max(min), upper.floor().min(max));
+    if low > high {
+        return out; // no integer of this type lies within the bounds
+    }
+    let (low, high) = (T::from_f64(low), T::from_f64(high));
+    out.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, values)| {
+        out.iter_mut().zip(values).for_each(|(o, &v)| *o = if v >= low && v <= high { inside } else { outside });
+    });
+    out
 }
 
 pub struct ConnectedComponents(ToolSpec);
@@ -226,3 +251,22 @@ inventory::submit! { ToolEntry { build: || Arc::new(Threshold::new()) } }
 inventory::submit! { ToolEntry { build: || Arc::new(ConnectedComponents::new()) } }
 inventory::submit! { ToolEntry { build: || Arc::new(KeepLargest::new()) } }
 inventory::submit! { ToolEntry { build: || Arc::new(FillHoles::new()) } }
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::threshold_values;
+
+    /// Integer and float paths against the plain f64 rule, with fractional bounds, bounds
+    /// beyond the type's range and NaN.
+    #[test]
+    fn typed_comparison_matches_the_f64_rule() {
+        let ints: Vec<i16> = (-40..40).map(|n| n * 819).chain([i16::MIN, i16::MAX]).collect();
+        let floats: Vec<f32> = ints.iter().map(|&v| v as f32 * 0.37).chain([f32::NAN]).collect();
+        let bounds = [(-400.5, 300.2), (f64::NEG_INFINITY, -1.0), (-1e9, 1e9), (40000.0, f64::INFINITY), (2.2, 2.8), (-32768.0, -32768.0)];
+        for (lower, upper) in bounds {
+            let rule = |v: f64| if v >= lower && v <= upper { 7 } else { 3 };
+            assert_eq!(threshold_values(&ints, lower, upper, 7, 3), ints.iter().map(|&v| rule(v as f64)).collect::<Vec<u8>>(), "{lower}..{upper}");
+            assert_eq!(threshold_values(&floats, lower, upper, 7, 3), floats.iter().map(|&v| rule(v as f64)).collect::<Vec<u8>>(), "{lower}..{upper}");
+        }
+    }
+}
