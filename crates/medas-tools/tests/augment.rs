@@ -5,10 +5,12 @@
 //! drawn parameters with numpy (flip, rot90, gamma, brightness/contrast, noise, bias field), so
 //! both the draw and the transform are checked.
 
+mod support;
+
 use medas_image::Image;
 use medas_testkit::{expect_error, file, image_voxels, max_mean_difference, python, scratch_dir};
-use medas_tools::{Data, Inputs, Outputs, Registry, ToolError, run_tool};
-use serde_json::{Map, Value, json};
+use medas_tools::{Data, Outputs, ToolError};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -146,21 +148,10 @@ fn draws(refs: &Path) -> Value {
 }
 
 fn run(id: &str, image: &Image, label: Option<&Image>, given: Value) -> Result<Outputs, ToolError> {
-    let tool = Registry::global().get(id).unwrap();
-    let mut inputs = Inputs::from([("image".to_string(), Data::Image(image.clone()))]);
-    if let Some(label) = label {
-        inputs.insert("label".to_string(), Data::Image(label.clone()));
-    }
-    let given: Map<String, Value> = given.as_object().unwrap().clone();
-    run_tool(tool.as_ref(), inputs, &given)
+    support::run_with(id, image, label.map(|label| ("label", label)), given)
 }
 
-fn output_image(outputs: &Outputs, port: &str) -> Image {
-    match outputs.get(port) {
-        Some(Data::Image(image)) => image.clone(),
-        other => panic!("output {port}: {other:?}"),
-    }
-}
+use support::output_image;
 
 /// The drawn value of `parameter` in the tool's parameters table.
 fn drawn(outputs: &Outputs, parameter: &str) -> f64 {

@@ -3,10 +3,12 @@
 //! the same input with the same shrink factor and iterations. One Python script (reference venv)
 //! builds the biased image, the truth and the brain mask, and runs SimpleITK once per test run.
 
+mod support;
+
 use medas_image::{Image, ScalarType};
 use medas_testkit::{expect_error, file, image_voxels, python, scratch_dir};
-use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved, run_tool};
-use serde_json::{Map, Value, json};
+use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -82,21 +84,10 @@ fn read(path: &Path) -> Image {
 }
 
 fn run_n4(image: &Image, mask: Option<&Image>, given: Value) -> Result<Outputs, ToolError> {
-    let tool = Registry::global().get("preprocess.n4_bias_correction").unwrap();
-    let mut inputs = Inputs::from([("image".to_string(), Data::Image(image.clone()))]);
-    if let Some(mask) = mask {
-        inputs.insert("mask".to_string(), Data::Image(mask.clone()));
-    }
-    let given: Map<String, Value> = given.as_object().unwrap().clone();
-    run_tool(tool.as_ref(), inputs, &given)
+    support::run_with("preprocess.n4_bias_correction", image, mask.map(|mask| ("mask", mask)), given)
 }
 
-fn output_image(outputs: &Outputs, port: &str) -> Image {
-    match outputs.get(port) {
-        Some(Data::Image(image)) => image.clone(),
-        other => panic!("output {port}: {other:?}"),
-    }
-}
+use support::output_image;
 
 /// Pearson correlation of `a` and `b` over the voxels where `mask` is non-zero.
 fn correlation(a: &[f64], b: &[f64], mask: &[f64]) -> f64 {

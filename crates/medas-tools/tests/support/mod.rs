@@ -1,10 +1,10 @@
-//! What the registration-family test binaries share: tools run with their log printed, images
-//! read, and the MNI reference run made once per binary. Each binary uses part of it.
+//! What several test binaries share: tools run with their log printed, images read, outputs
+//! taken, and the MNI reference run made once per binary. Each binary uses part of it.
 #![allow(dead_code)]
 
 use medas_image::Image;
 use medas_testkit::{file, python, scratch_dir};
-use medas_tools::{CancelToken, Context, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
+use medas_tools::{CancelToken, Context, Data, Inputs, Outputs, Params, Registry, ToolError, run_resolved};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,6 +15,23 @@ pub fn run(id: &str, inputs: Inputs, given: Value) -> Result<Outputs, ToolError>
     let params = Params::resolve(tool.spec(), given.as_object().unwrap())?;
     let (cancel, log) = (CancelToken::new(), |line: &str| eprintln!("{id}: {line}"));
     run_resolved(tool.as_ref(), inputs, &params, &Context::new(&|_| {}, &log, &cancel, None))
+}
+
+/// Runs tool `id` on `image` (port `image`) and, when given, a second image on port `port`.
+pub fn run_with(id: &str, image: &Image, second: Option<(&str, &Image)>, given: Value) -> Result<Outputs, ToolError> {
+    let mut inputs = Inputs::from([("image".to_string(), Data::Image(image.clone()))]);
+    if let Some((port, other)) = second {
+        inputs.insert(port.to_string(), Data::Image(other.clone()));
+    }
+    run(id, inputs, given)
+}
+
+/// The image on output `port`.
+pub fn output_image(outputs: &Outputs, port: &str) -> Image {
+    match outputs.get(port) {
+        Some(Data::Image(image)) => image.clone(),
+        other => panic!("output {port}: {other:?}"),
+    }
 }
 
 pub fn read(path: &Path) -> Image {
