@@ -156,6 +156,13 @@ fn monuseg_folder_pairs_tiles_with_xml_and_masks() {
     assert_eq!(d.cases[0].annotation.as_deref(), Some(root.join("Annotations/tile.xml").as_path()));
     assert_eq!(d.cases[0].label.as_deref(), Some(root.join("Masks/tile.tif").as_path()));
     assert_eq!(imported.unpaired, [root.join("Annotations/orphan.xml")]);
+    // The XML holds one traced outline per instance of the mask, each with many vertices.
+    let xml = std::fs::read_to_string(root.join("Annotations/tile.xml")).unwrap();
+    let mask = medas_io::read(&s.tile_mask).unwrap().voxels().cast::<f64>();
+    let instances: std::collections::BTreeSet<u64> = mask.iter().filter(|&&v| v > 0.0).map(|&v| v as u64).collect();
+    assert!(instances.len() > 100, "stardist's tile holds {} instances", instances.len());
+    assert_eq!(xml.matches("<Region ").count(), instances.len());
+    assert!(xml.matches("<Vertex ").count() > 10 * instances.len(), "outlines, not boxes");
 
     std::fs::remove_file(root.join("Annotations/tile.xml")).unwrap();
     let error = expect_error(import(&root, None, None), "xml missing");

@@ -122,37 +122,35 @@ pub fn luna16_folder(s: &Sources, root: &Path) -> String {
     uid
 }
 
-/// A MoNuSeg folder from the stardist tile: image, instance mask, and an Aperio XML with one
-/// rectangle region per instance of the mask (its bounding box in pixel coordinates).
+/// A MoNuSeg folder from the stardist tile: image, instance mask, and an Aperio ImageScope XML
+/// with one polygon region per instance of the mask: its outline traced at sub-pixel positions
+/// by skimage.measure.find_contours, as MoNuSeg's annotators' polygons follow nuclear borders.
 pub fn monuseg_folder(s: &Sources, root: &Path) {
     put(root, "Tissue Images/tile.tif", &s.tile_image);
     put(root, "Masks/tile.tif", &s.tile_mask);
-    write(root, "Annotations/tile.xml", &aperio_xml(&s.tile_mask));
-    write(root, "Annotations/orphan.xml", &aperio_xml(&s.tile_mask));
+    let xml = root.join("Annotations/tile.xml");
+    std::fs::create_dir_all(xml.parent().unwrap()).unwrap();
+    medas_testkit::python(TRACE_OUTLINES, &[s.tile_mask.as_path(), xml.as_path()]);
+    std::fs::copy(&xml, root.join("Annotations/orphan.xml")).unwrap();
 }
 
-fn aperio_xml(mask: &Path) -> String {
-    let image = medas_io::read(mask).unwrap();
-    let labels = image.voxels().cast::<f64>();
-    let mut boxes: std::collections::BTreeMap<u64, [usize; 4]> = std::collections::BTreeMap::new();
-    for (index, &value) in labels.indexed_iter() {
-        if value > 0.0 {
-            let (x, y) = (index[0], index[1]);
-            let b = boxes.entry(value as u64).or_insert([x, y, x, y]);
-            *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
-        }
-    }
-    assert!(boxes.len() > 10, "the stardist mask holds instances");
-    let regions: String = boxes
-        .iter()
-        .map(|(id, [x0, y0, x1, y1])| {
-            let vertices: String =
-                [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].iter().map(|(x, y)| format!("<Vertex X=\"{x}\" Y=\"{y}\"/>")).collect();
-            format!("<Region Id=\"{id}\"><Vertices>{vertices}</Vertices></Region>")
-        })
-        .collect();
-    format!("<Annotations><Annotation Id=\"1\"><Regions>{regions}</Regions></Annotation></Annotations>\n")
-}
+/// Mask (tifffile) to Aperio XML: the longest outline of each instance, one Region each, in
+/// label order; vertices X = column, Y = row.
+const TRACE_OUTLINES: &str = r#"
+import sys, numpy as np, tifffile
+from skimage import measure
+mask, out = tifffile.imread(sys.argv[1]), sys.argv[2]
+regions = []
+for label in np.unique(mask)[1:]:
+    padded = np.pad(mask == label, 1).astype(float)
+    outline = max(measure.find_contours(padded, 0.5), key=len)[:-1] - 1.0
+    vertices = "".join(f'<Vertex X="{c:.3f}" Y="{r:.3f}"/>' for r, c in outline)
+    regions.append(f'<Region Id="{int(label)}" Type="0"><Vertices>{vertices}</Vertices></Region>')
+with open(out, "w") as f:
+    f.write('<?xml version="1.0"?>\n<Annotations MicronsPerPixel="0.5"><Annotation Id="1"><Regions>\n')
+    f.write("\n".join(regions))
+    f.write("\n</Regions></Annotation></Annotations>\n")
+"#;
 
 /// blake3 of a file's bytes, computed here independently of the crate's streaming hasher.
 pub fn blake3_of(path: &Path) -> String {
