@@ -96,7 +96,7 @@ fn threshold_values<T: Scalar>(values: &[T], lower: f64, upper: f64, inside: u8,
     const CHUNK: usize = 1 << 16;
     if T::TYPE.is_float() {
         out.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, values)| {
-            out.iter_mut().zip(values).for_each(|(o, v)| *o = if v.to_f64() >= lower && v.to_f64() <= upper { inside } else { outside });
+            out.iter_mut().zip(values).for_each(|(o, v)| *o = select(v.to_f64() >= lower && v.to_f64() <= upper, inside, outside));
         });
         return out;
     }
@@ -108,9 +108,16 @@ fn threshold_values<T: Scalar>(values: &[T], lower: f64, upper: f64, inside: u8,
     }
     let (low, high) = (T::from_f64(low), T::from_f64(high));
     out.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, values)| {
-        out.iter_mut().zip(values).for_each(|(o, &v)| *o = if v >= low && v <= high { inside } else { outside });
+        out.iter_mut().zip(values).for_each(|(o, &v)| *o = select((v >= low) & (v <= high), inside, outside));
     });
     out
+}
+
+/// `inside` where `condition` holds, else `outside`, without a branch: an `if` here became a
+/// lookup in a two-entry table on the stack and kept the loop from vectorising.
+#[inline(always)]
+fn select(condition: bool, inside: u8, outside: u8) -> u8 {
+    outside ^ ((inside ^ outside) & 0u8.wrapping_sub(u8::from(condition)))
 }
 
 pub struct ConnectedComponents(ToolSpec);
