@@ -4,7 +4,9 @@
 
 use crate::tools::interpolate::{AxisPlan, fortran_values, resample_axis};
 use crate::tools::reg_mapping::Mapping;
-use crate::tools::reg_transform::{Matrix, Point, apply_matrix};
+use crate::tools::reg_transform::{Matrix, Point, apply_matrix, multiply};
+use crate::tools::resample::Interpolator;
+use crate::tools::warp::{IndexMap, warp_voxels};
 use medas_image::{Geometry, Image, Scalar, Voxels, with_voxels};
 use rayon::prelude::*;
 
@@ -177,29 +179,40 @@ pub fn warp(image: &Image, reference: &Image, mapping: &Mapping, sampling: Sampl
     let (_, to_index) = index_maps(image.geometry());
     let (to_point, _) = index_maps(reference.geometry());
     let prepared = mapping.prepare();
-    let size = [image.size()[0], image.size()[1], image.size()[2]];
     let out = [reference.size()[0], reference.size()[1], reference.size()[2]];
+    let voxels = match prepared.linear() {
+        // Reference index -> image index is one affine map: the resampler that steps along
+        // output lines (the same sampling rules, several times faster than point by point).
+        Some((a, o)) => {
+            let m = multiply(&to_index.0, &multiply(&a, &to_point.0));
+            let start = map(&to_index, &map(&(a, o), &to_point.1));
+            let index_map = IndexMap { start, columns: [0, 1, 2].map(|c| [m[0][c], m[1][c], m[2][c]]) };
+            let interpolator = match sampling {
+                Sampling::Nearest => Interpolator::Nearest,
+                Sampling::Linear => Interpolator::Linear,
+            };
+            with_voxels!(image.voxels(), array => warp_voxels(array, 1, &out, &index_map, interpolator, default))
+        }
+        None => warp_point_by_point(image, out, &|x| map(&to_index, &prepared.map(&map(&to_point, x))), sampling, default),
+    };
+    let mut result = Image::new(voxels, reference.geometry().clone()).expect("the reference grid is 3-D");
+    result.metadata = image.metadata.clone();
+    result
+}
+
+/// [`warp`] for a deformable mapping: each output voxel's image index from `index_of` (its own
+/// index in, as f64).
+fn warp_point_by_point(image: &Image, out: [usize; 3], index_of: &(dyn Fn(&Point) -> Point + Sync), sampling: Sampling, default: f64) -> Voxels {
+    let size = [image.size()[0], image.size()[1], image.size()[2]];
     let inside = |x: &Point| (0..3).all(|k| x[k] >= -0.5 && x[k] < size[k] as f64 - 0.5);
     let unravel = move |n: usize| [(n % out[0]) as f64, ((n / out[0]) % out[1]) as f64, (n / (out[0] * out[1])) as f64];
-    let index_of: Box<dyn Fn(usize) -> Point + Sync + '_> = match prepared.linear() {
-        Some((a, o)) => {
-            // reference index -> image index, one affine map.
-            let m = crate::tools::reg_transform::multiply(&to_index.0, &crate::tools::reg_transform::multiply(&a, &to_point.0));
-            let shift = map(&to_index, &map(&(a, o), &to_point.1));
-            Box::new(move |n| {
-                let v = apply_matrix(&m, &unravel(n));
-                [v[0] + shift[0], v[1] + shift[1], v[2] + shift[2]]
-            })
-        }
-        None => Box::new(|n| map(&to_index, &prepared.map(&map(&to_point, &unravel(n))))),
-    };
     let total = out.iter().product::<usize>();
-    let voxels = match sampling {
+    match sampling {
         Sampling::Nearest => with_voxels!(image.voxels(), arr => {
             let values = fortran_values(arr);
             let fill = Scalar::from_f64(default);
             let data: Vec<_> = (0..total).into_par_iter().with_min_len(4096).map(|n| {
-                let x = index_of(n);
+                let x = index_of(&unravel(n));
                 if !inside(&x) { return fill; }
                 let k = [0, 1, 2].map(|a| ((x[a] + 0.5).floor() as usize).min(size[a] - 1));
                 values[k[0] + size[0] * (k[1] + size[1] * k[2])]
@@ -212,7 +225,7 @@ pub fn warp(image: &Image, reference: &Image, mapping: &Mapping, sampling: Sampl
                 .into_par_iter()
                 .with_min_len(4096)
                 .map(|n| {
-                    let x = index_of(n);
+                    let x = index_of(&unravel(n));
                     if !inside(&x) {
                         return default as f32;
                     }
@@ -222,10 +235,7 @@ pub fn warp(image: &Image, reference: &Image, mapping: &Mapping, sampling: Sampl
                 .collect();
             Voxels::from_fortran_vec(&out, data).expect("one value per reference voxel")
         }
-    };
-    let mut result = Image::new(voxels, reference.geometry().clone()).expect("the reference grid is 3-D");
-    result.metadata = image.metadata.clone();
-    result
+    }
 }
 
 #[cfg(test)]
