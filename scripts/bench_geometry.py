@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage as nd
 from skimage.transform import resize
 
 from bench_io import print_ratios  # the ratio table every benchmark prints
@@ -26,6 +27,41 @@ def oblique_direction():
     c, s = np.cos(np.radians(5)), np.sin(np.radians(5))
     rx = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
     return tuple((rz @ rx).ravel())
+
+
+def affine():
+    """The transform benches/geometry.rs writes: 8 degrees about z, x scaled by 1.05, centre
+    (0, -180, -300), translation (4, -6, 3)."""
+    c, s = np.cos(np.radians(8)), np.sin(np.radians(8))
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix((1.05 * c, -s, 0, 1.05 * s, c, 0, 0, 0, 1))
+    transform.SetCenter((0, -180, -300))
+    transform.SetTranslation((4, -6, 3))
+    return transform
+
+
+def largest(mask, count=1, min_voxels=0):
+    """The `count` largest connected regions (6-connected) of at least `min_voxels` voxels."""
+    labels, _ = nd.label(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = [l + 1 for l in np.argsort(-sizes, kind="stable")[:count] if sizes[l] >= min_voxels]
+    return np.isin(labels, keep)
+
+
+def fill_slices(mask):
+    return np.stack([nd.binary_fill_holes(s) for s in mask])
+
+
+def body_mask(ct):
+    """The body-mask recipe of tests/anatomy.rs (scipy): > -500 HU, largest region, holes filled per slice."""
+    return fill_slices(largest(ct > -500.0))
+
+
+def lung_mask(ct, voxel_ml):
+    """The lung-mask recipe of tests/anatomy.rs: air (< -320 HU) inside the body, the two largest
+    regions of at least 50 ml, holes filled per slice."""
+    air = body_mask(ct) & (ct < -320.0)
+    return fill_slices(largest(air, 2, int(np.ceil(50.0 / voxel_ml))))
 
 
 def crop_centre(image, size, value):
@@ -64,6 +100,7 @@ def main():
     size = [300, 300, 60]
     spacing = [s * n / m for s, n, m in zip(image.GetSpacing(), image.GetSize(), size)]
     identity = sitk.Transform()
+    moved = affine()
     resample = "SimpleITK Resample"
     rows = [
         ("resample onto grid, linear", resample, "resample_reference_linear",
@@ -90,6 +127,13 @@ def main():
         ("cast to float32", "SimpleITK Cast", "cast_float32", lambda: sitk.Cast(image, sitk.sitkFloat32)),
         ("threshold HU <= -400", "numpy (a <= t).astype(uint8)", "threshold_upper",
          lambda: (array <= -400).astype(np.uint8)),
+        ("apply affine transform, linear", resample, "apply_affine_linear",
+         lambda: sitk.Resample(image, aligned, moved, sitk.sitkLinear, 0.0, sitk.sitkFloat32)),
+        ("body mask", "scipy recipe (tests/anatomy.rs)", "body_mask", lambda: body_mask(array)),
+        ("lung mask", "scipy recipe (tests/anatomy.rs)", "lung_mask",
+         lambda: lung_mask(array, float(np.prod(image.GetSpacing())) / 1000.0)),
+        ("apply affine transform, nearest", resample, "apply_affine_nearest",
+         lambda: sitk.Resample(image, aligned, moved, sitk.sitkNearestNeighbor, 0.0)),
     ]
     size_text = "x".join(str(n) for n in ours["size"])
     print(f"lung1 CT {size_text} int16, best of {repeats}, {os.cpu_count()} cores, "

@@ -59,9 +59,11 @@ def main():
     ours = {name: json.load(open(f"{work}/medas_{name}.json")) for name in ("ihc", "slide", "tile")}
     ihc, slide, target = io.imread(ihc_path), io.imread(f"{work}/slide.png"), io.imread(f"{work}/target.png")
     tile = io.imread(f"{work}/tile.png")
+    slide_hed = color.rgb2hed(slide)
     rows = [
         ("ihc", "rgb2hed", "skimage rgb2hed", "rgb2hed", lambda: color.rgb2hed(ihc)),
         ("slide", "rgb2hed", "skimage rgb2hed", "rgb2hed", lambda: color.rgb2hed(slide)),
+        ("slide", "hed2rgb", "skimage hed2rgb", "hed2rgb", lambda: color.hed2rgb(slide_hed)),
         ("slide", "Macenko", "torchstain fit + normalize", "macenko", lambda: macenko(slide, target)),
         ("slide", "Reinhard", "torchstain fit + normalize", "reinhard", lambda: reinhard(slide, target)),
         ("tile", "Vahadane", "staintools recipe (SPAMS)", "vahadane", lambda: vahadane(tile, target)),

@@ -40,6 +40,23 @@ fn bone(image: &Image) -> Inputs {
     Inputs::from([("mask".to_string(), Data::Image(mask))])
 }
 
+/// The affine transform both sides apply (reference point to image point): 8 degrees about z,
+/// x scaled by 1.05, centre (0, -180, -300) mm, then moved (4, -6, 3) mm; written as ITK text,
+/// with the `aligned` reference grid.
+fn affine(image: &Image) -> Inputs {
+    let (c, s) = (8f64.to_radians().cos(), 8f64.to_radians().sin());
+    let matrix = [1.05 * c, -s, 0.0, 1.05 * s, c, 0.0, 0.0, 0.0, 1.0];
+    let text = format!(
+        "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\nParameters: {} 4 -6 3\nFixedParameters: 0 -180 -300\n",
+        matrix.map(|v| v.to_string()).join(" ")
+    );
+    let path = std::env::temp_dir().join(format!("medas-bench-affine-{}.tfm", std::process::id()));
+    std::fs::write(&path, text).expect("the temporary folder is writable");
+    let mut inputs = aligned(image);
+    inputs.insert("transform".to_string(), Data::File(path));
+    inputs
+}
+
 fn main() {
     let none = support::no_inputs;
     let reference = |interpolator: &str| json!({"mode": "reference", "interpolator": interpolator});
@@ -58,6 +75,10 @@ fn main() {
         (("rot90_01", "preprocess.rot90", json!({"k": 1, "axes": [0, 1]})), none),
         (("cast_float32", "preprocess.cast", json!({"type": "float32"})), none),
         (("threshold_upper", "preprocess.threshold", json!({"upper": -400})), none),
+        (("apply_affine_linear", "preprocess.apply_transform", json!({"interpolator": "linear"})), affine),
+        (("body_mask", "preprocess.body_mask", json!({})), none),
+        (("lung_mask", "preprocess.lung_mask", json!({})), none),
+        (("apply_affine_nearest", "preprocess.apply_transform", json!({"interpolator": "nearest"})), affine),
     ];
     support::main_derived("geometry PATH [REPEATS [CASE]]", "image", cases);
 }

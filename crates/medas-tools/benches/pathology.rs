@@ -7,19 +7,28 @@
 
 mod support;
 
+use medas_image::Image;
+use medas_tools::{Data, Inputs, Registry, run_tool};
 use serde_json::json;
 
-/// The cases: a name, the tool and its parameters.
-fn cases() -> Vec<support::Case> {
-    vec![
-        ("rgb2hed", "pathology.color_deconvolution", json!({})),
-        ("macenko", "pathology.stain_normalize", json!({"method": "macenko"})),
-        ("reinhard", "pathology.stain_normalize", json!({"method": "reinhard"})),
-        ("vahadane", "pathology.stain_normalize", json!({"method": "vahadane"})),
-        ("tissue_grey", "pathology.tissue_mask", json!({})),
-    ]
+/// The image's H, E and DAB concentrations (colour deconvolution, before the timing), as the
+/// input of colour reconvolution.
+fn stains(image: &Image) -> Inputs {
+    let tool = Registry::global().get("pathology.color_deconvolution").expect("registered");
+    let inputs = Inputs::from([("image".to_string(), Data::Image(image.clone()))]);
+    let mut outputs = run_tool(tool.as_ref(), inputs, &Default::default()).expect("deconvolution runs");
+    Inputs::from([("image".to_string(), outputs.remove("image").expect("an image output"))])
 }
 
 fn main() {
-    support::main("pathology IMAGE.png [REPEATS [CASE]] target=TARGET.png", "image", cases());
+    let none = support::no_inputs;
+    let cases: Vec<(support::Case, support::OtherInputs)> = vec![
+        (("rgb2hed", "pathology.color_deconvolution", json!({})), none),
+        (("hed2rgb", "pathology.color_reconvolution", json!({})), stains),
+        (("macenko", "pathology.stain_normalize", json!({"method": "macenko"})), none),
+        (("reinhard", "pathology.stain_normalize", json!({"method": "reinhard"})), none),
+        (("vahadane", "pathology.stain_normalize", json!({"method": "vahadane"})), none),
+        (("tissue_grey", "pathology.tissue_mask", json!({})), none),
+    ];
+    support::main_derived("pathology IMAGE.png [REPEATS [CASE]] target=TARGET.png", "image", cases);
 }

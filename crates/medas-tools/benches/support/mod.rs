@@ -95,8 +95,9 @@ pub fn run(path: &str, image: &Image, repeats: usize, cases: impl Iterator<Item 
     println!("{}", json!({"path": path, "size": image.size(), "threads": rayon::current_num_threads(), "tools": results}));
 }
 
+/// `inputs` with the image on `port`, unless a derived input already fills that port.
 fn with_image(port: &str, image: &Image, mut inputs: Inputs) -> Inputs {
-    inputs.insert(port.to_string(), Data::Image(image.clone()));
+    inputs.entry(port.to_string()).or_insert_with(|| Data::Image(image.clone()));
     inputs
 }
 
