@@ -1,0 +1,154 @@
+//! Soft Dice (Milletari et al. 2016, as nnU-Net computes it) and Dice + cross-entropy.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{sigmoid, softmax};
+use serde::{Deserialize, Serialize};
+
+use super::entropy::CrossEntropyConfig;
+use super::{Activation, Check, Flat, LossError, TargetRule};
+
+/// Soft Dice loss `1 - mean_k (2 I_k + smooth) / (P_k + G_k + smooth)` with `I` the sum of
+/// probability x target, `P` the sum of probabilities and `G` of targets, per (image, class) —
+/// or per class over the whole batch with `batch_dice` (nnU-Net's default for 3-D full
+/// resolution). The mean runs over classes (and images); ignored voxels count nowhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiceConfig {
+    pub activation: Activation,
+    /// Softmax only: whether channel 0 (background) enters the mean. Sigmoid channels always do.
+    pub include_background: bool,
+    /// Added to numerator and denominator; nnU-Net uses 1e-5.
+    pub smooth: f64,
+    /// Sum over the batch before dividing (one Dice per class) instead of one per image.
+    pub batch_dice: bool,
+    /// Class label of voxels to leave out (class targets only); must not be a class.
+    pub ignore_index: Option<i64>,
+}
+
+impl Default for DiceConfig {
+    fn default() -> Self {
+        Self {
+            activation: Activation::Softmax,
+            include_background: false,
+            smooth: 1e-5,
+            batch_dice: false,
+            ignore_index: None,
+        }
+    }
+}
+
+impl DiceConfig {
+    pub(crate) fn validate(&self, num_classes: usize) -> Result<TargetRule, LossError> {
+        let check = Check { loss: "dice" };
+        let minimum = match (self.activation, self.include_background) {
+            (Activation::Softmax, false) => 2,
+            _ => 1,
+        };
+        check.classes(num_classes, minimum)?;
+        check.non_negative("smooth", self.smooth)?;
+        check.ignore_index(self.ignore_index, num_classes)?;
+        Ok(TargetRule::new(
+            "dice",
+            num_classes,
+            self.ignore_index,
+            self.activation == Activation::Sigmoid,
+        ))
+    }
+}
+
+impl DiceConfig {
+    pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
+        let [n, c, s] = flat.dims();
+        let probabilities = match self.activation {
+            Activation::Softmax => softmax(flat.logits, 1),
+            Activation::Sigmoid => sigmoid(flat.logits),
+        } * flat.valid;
+        let skip_background = self.activation == Activation::Softmax && !self.include_background;
+        let first = usize::from(skip_background);
+        let probabilities = probabilities.slice([0..n, first..c, 0..s]);
+        let masks = flat.masks.slice([0..n, first..c, 0..s]);
+        let sum = |t: Tensor<3>| {
+            if self.batch_dice {
+                t.sum_dims(&[0, 2])
+            } else {
+                t.sum_dim(2)
+            }
+        };
+        let intersection = sum(probabilities.clone() * masks.clone());
+        let denominator = sum(probabilities) + sum(masks);
+        let smooth = self.smooth;
+        let dice = (intersection.mul_scalar(2.0).add_scalar(smooth))
+            / denominator.add_scalar(smooth).clamp_min(1e-8);
+        dice.mean().neg().add_scalar(1.0)
+    }
+}
+
+/// `dice_weight * Dice + ce_weight * cross-entropy`, both on softmax (nnU-Net's DC_and_CE_loss
+/// with weights 1 and 1). The two parts must agree on `ignore_index`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiceCeConfig {
+    pub dice_weight: f64,
+    pub ce_weight: f64,
+    pub dice: DiceConfig,
+    pub cross_entropy: CrossEntropyConfig,
+}
+
+impl Default for DiceCeConfig {
+    fn default() -> Self {
+        Self {
+            dice_weight: 1.0,
+            ce_weight: 1.0,
+            dice: DiceConfig::default(),
+            cross_entropy: CrossEntropyConfig::default(),
+        }
+    }
+}
+
+impl DiceCeConfig {
+    pub(crate) fn validate(&self, num_classes: usize) -> Result<TargetRule, LossError> {
+        let check = Check { loss: "dice_ce" };
+        check.non_negative("dice_weight", self.dice_weight)?;
+        check.non_negative("ce_weight", self.ce_weight)?;
+        if self.dice_weight == 0.0 && self.ce_weight == 0.0 {
+            return Err(check.fail(
+                "dice_weight",
+                "and ce_weight must not both be 0".to_string(),
+            ));
+        }
+        if self.dice.activation != Activation::Softmax {
+            return Err(check.fail(
+                "dice.activation",
+                "must be softmax to pair with cross-entropy".to_string(),
+            ));
+        }
+        if self.dice.ignore_index != self.cross_entropy.ignore_index {
+            return Err(check.fail(
+                "ignore_index",
+                format!(
+                    "must be the same for dice ({:?}) and cross_entropy ({:?})",
+                    self.dice.ignore_index, self.cross_entropy.ignore_index
+                ),
+            ));
+        }
+        self.dice.validate(num_classes)?;
+        self.cross_entropy.validate(num_classes)?;
+        Ok(TargetRule::new(
+            "dice_ce",
+            num_classes,
+            self.dice.ignore_index,
+            false,
+        ))
+    }
+
+    pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
+        let dice = self
+            .dice
+            .forward_flat(flat.clone())
+            .mul_scalar(self.dice_weight);
+        dice + self
+            .cross_entropy
+            .forward_flat(flat)
+            .mul_scalar(self.ce_weight)
+    }
+}
