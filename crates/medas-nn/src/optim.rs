@@ -14,10 +14,10 @@ use std::f64::consts::PI;
 use burn_optim::decay::WeightDecayConfig;
 use burn_optim::grad_clipping::GradientClippingConfig;
 use burn_optim::momentum::MomentumConfig;
-use burn_optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn_optim::{AdamConfig, AdamWConfig, SgdConfig};
 use serde::{Deserialize, Serialize};
 
-pub use burn_optim::GradientsParams;
+pub use burn_optim::{GradientsParams, ModuleOptimizer};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainingConfigError {
