@@ -24,11 +24,25 @@ pub use lovasz::{LovaszClasses, LovaszHingeConfig, LovaszSoftmaxConfig};
 #[derive(Debug, Clone)]
 pub enum Target<const D: usize> {
     /// One class index per voxel, shaped `(N, 1, spatial...)` as in nnU-Net. Values in
-    /// `0..C`, or the loss's `ignore_index`. For a sigmoid loss with one channel, every
-    /// label above 0 is foreground.
+    /// `0..C`, or the loss's `ignore_index`. Sigmoid losses read label `c` as channel `c`
+    /// (one-hot), except with one channel, where every label above 0 is foreground.
     Classes(Tensor<D, Int>),
-    /// One-hot, binary or soft masks shaped like the logits `(N, C, spatial...)`, values in [0, 1].
+    /// One-hot, binary or soft masks shaped like the logits `(N, C, spatial...)`, values in
+    /// [0, 1]. Every voxel counts (`ignore_index` applies to class targets only).
     Masks(Tensor<D>),
+}
+
+impl<const D: usize> Target<D> {
+    /// Class targets from labels without the channel axis, `(N, spatial...)` of rank `D - 1`.
+    pub fn from_labels<const E: usize>(labels: Tensor<E, Int>) -> Result<Self, LossError> {
+        if E + 1 != D {
+            return Err(LossError::BadInput {
+                loss: "target",
+                message: format!("labels of rank {E} cannot match logits of rank {D}"),
+            });
+        }
+        Ok(Target::Classes(labels.unsqueeze_dim::<D>(1)))
+    }
 }
 
 /// How logits become probabilities.

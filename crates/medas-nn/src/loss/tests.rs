@@ -448,3 +448,27 @@ fn f32_logits_give_the_f64_value() {
     let value64 = run(r#"{"name": "dice_ce"}"#, 3, &logits, &labels);
     assert!((value32 - value64).abs() < 1e-5, "{value32} vs {value64}");
 }
+
+#[test]
+fn labels_without_channel_axis_give_the_same_loss() {
+    let (_, logits, labels) = spatial_case(21, 3);
+    let device = ComputeDevice::Cpu.inference();
+    let loss = LossConfig::from_json(r#"{"name": "focal"}"#)
+        .unwrap()
+        .build(3)
+        .unwrap();
+    let x = f64_tensor(&logits, [2, 3, 2, 3], &device);
+    let flat_labels = class_tensor(&labels, [2, 2, 3], &device);
+    let target = Target::<4>::from_labels(flat_labels.clone()).unwrap();
+    let with_channel = Target::Classes(class_tensor(&labels, [2, 1, 2, 3], &device));
+    let a = scalar(loss.forward(x.clone(), &target).unwrap());
+    let b = scalar(loss.forward(x, &with_channel).unwrap());
+    assert_eq!(a, b);
+    let error = Target::<5>::from_labels(flat_labels)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "loss target: labels of rank 3 cannot match logits of rank 5"
+    );
+}
