@@ -1,10 +1,11 @@
-//! Soft Dice (Milletari et al. 2016, as nnU-Net computes it) and Dice + cross-entropy.
+//! Soft Dice (Milletari et al. 2016, as nnU-Net computes it), Dice + cross-entropy and
+//! Dice + binary cross-entropy.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{sigmoid, softmax};
 use serde::{Deserialize, Serialize};
 
-use super::entropy::CrossEntropyConfig;
+use super::entropy::{BceConfig, CrossEntropyConfig};
 use super::{Activation, Check, Flat, LossError, TargetRule};
 
 /// Soft Dice loss `1 - mean_k (2 I_k + smooth) / (P_k + G_k + smooth)` with `I` the sum of
@@ -150,5 +151,85 @@ impl DiceCeConfig {
             .cross_entropy
             .forward_flat(flat)
             .mul_scalar(self.ce_weight)
+    }
+}
+
+/// `dice_weight * Dice + bce_weight * BCE`, both on sigmoid channels (nnU-Net's DC_and_BCE_loss
+/// for region-based training, and the usual binary-segmentation loss). Every channel enters the
+/// Dice mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiceBceConfig {
+    pub dice_weight: f64,
+    pub bce_weight: f64,
+    /// Dice smoothing term (nnU-Net: 1e-5).
+    pub smooth: f64,
+    pub batch_dice: bool,
+    /// BCE weight of positives: one value or one per channel.
+    pub pos_weight: Option<Vec<f64>>,
+    pub ignore_index: Option<i64>,
+}
+
+impl Default for DiceBceConfig {
+    fn default() -> Self {
+        Self {
+            dice_weight: 1.0,
+            bce_weight: 1.0,
+            smooth: 1e-5,
+            batch_dice: false,
+            pos_weight: None,
+            ignore_index: None,
+        }
+    }
+}
+
+impl DiceBceConfig {
+    fn dice(&self) -> DiceConfig {
+        DiceConfig {
+            activation: Activation::Sigmoid,
+            include_background: true,
+            smooth: self.smooth,
+            batch_dice: self.batch_dice,
+            ignore_index: self.ignore_index,
+        }
+    }
+
+    fn bce(&self) -> BceConfig {
+        BceConfig {
+            pos_weight: self.pos_weight.clone(),
+            ignore_index: self.ignore_index,
+        }
+    }
+
+    pub(crate) fn validate(&self, num_classes: usize) -> Result<TargetRule, LossError> {
+        let check = Check { loss: "dice_bce" };
+        check.non_negative("dice_weight", self.dice_weight)?;
+        check.non_negative("bce_weight", self.bce_weight)?;
+        if self.dice_weight == 0.0 && self.bce_weight == 0.0 {
+            return Err(check.fail(
+                "dice_weight",
+                "and bce_weight must not both be 0".to_string(),
+            ));
+        }
+        self.dice()
+            .validate(num_classes)
+            .map_err(|e| e.of("dice_bce"))?;
+        self.bce()
+            .validate(num_classes)
+            .map_err(|e| e.of("dice_bce"))?;
+        Ok(TargetRule::new(
+            "dice_bce",
+            num_classes,
+            self.ignore_index,
+            true,
+        ))
+    }
+
+    pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
+        let dice = self
+            .dice()
+            .forward_flat(flat.clone())
+            .mul_scalar(self.dice_weight);
+        dice + self.bce().forward_flat(flat).mul_scalar(self.bce_weight)
     }
 }

@@ -207,3 +207,17 @@ fn dice_ce_gradients() {
                     "cross_entropy": {"ignore_index": 255, "class_weights": [1.0, 2.0, 0.5]}}"#;
     check(config, [2, 3, 2, 3], classes_with_ignored(12, 3, 17), 118);
 }
+
+#[test]
+fn dice_bce_gradients() {
+    let config =
+        r#"{"name": "dice_bce", "bce_weight": 0.5, "batch_dice": true, "pos_weight": [3.0]}"#;
+    check(config, [2, 2, 2, 3], masks(24, 19), 119);
+    let ignoring = r#"{"name": "dice_bce", "ignore_index": 255}"#;
+    check(
+        ignoring,
+        [2, 1, 2, 2, 2],
+        classes_with_ignored(16, 2, 20),
+        120,
+    );
+}

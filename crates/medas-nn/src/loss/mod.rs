@@ -16,7 +16,7 @@ mod lovasz;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-pub use dice::{DiceCeConfig, DiceConfig};
+pub use dice::{DiceBceConfig, DiceCeConfig, DiceConfig};
 pub use entropy::{BceConfig, CrossEntropyConfig, FocalConfig};
 pub use lovasz::{LovaszClasses, LovaszHingeConfig, LovaszSoftmaxConfig};
 
@@ -70,6 +70,24 @@ pub enum LossError {
     Json(String),
 }
 
+impl LossError {
+    /// The same error told of `loss` (for combined losses whose parts check their own fields).
+    pub(crate) fn of(self, name: &'static str) -> Self {
+        match self {
+            LossError::BadParam { param, message, .. } => LossError::BadParam {
+                loss: name,
+                param,
+                message,
+            },
+            LossError::BadInput { message, .. } => LossError::BadInput {
+                loss: name,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Every loss, tagged by `"name"` in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
@@ -81,6 +99,7 @@ pub enum LossConfig {
     LovaszHinge(LovaszHingeConfig),
     LovaszSoftmax(LovaszSoftmaxConfig),
     DiceCe(DiceCeConfig),
+    DiceBce(DiceBceConfig),
 }
 
 impl LossConfig {
@@ -99,6 +118,7 @@ impl LossConfig {
             LossConfig::LovaszHinge(config) => config.validate(num_classes)?,
             LossConfig::LovaszSoftmax(config) => config.validate(num_classes)?,
             LossConfig::DiceCe(config) => config.validate(num_classes)?,
+            LossConfig::DiceBce(config) => config.validate(num_classes)?,
         };
         Ok(Loss {
             config: self.clone(),
@@ -131,6 +151,7 @@ impl Loss {
             LossConfig::LovaszHinge(config) => config.forward_flat(flat),
             LossConfig::LovaszSoftmax(config) => config.forward_flat(flat),
             LossConfig::DiceCe(config) => config.forward_flat(flat),
+            LossConfig::DiceBce(config) => config.forward_flat(flat),
         })
     }
 

@@ -472,3 +472,34 @@ fn labels_without_channel_axis_give_the_same_loss() {
         "loss target: labels of rank 3 cannot match logits of rank 5"
     );
 }
+
+#[test]
+fn dice_bce_is_the_weighted_sum_of_sigmoid_dice_and_bce() {
+    let device = ComputeDevice::Cpu.inference();
+    let mut numbers = Numbers::new(22);
+    let logits = numbers.floats(2 * 2 * 6, 3.0);
+    let masks: Vec<f64> = numbers
+        .labels(2 * 2 * 6, 2)
+        .iter()
+        .map(|m| *m as f64)
+        .collect();
+    let value = |config: &str| {
+        let loss = LossConfig::from_json(config).unwrap().build(2).unwrap();
+        let target = Target::Masks(f64_tensor(&masks, [2, 2, 6], &device));
+        scalar(
+            loss.forward(f64_tensor(&logits, [2, 2, 6], &device), &target)
+                .unwrap(),
+        )
+    };
+    let dice = value(r#"{"name": "dice", "activation": "sigmoid", "batch_dice": true}"#);
+    let bce = value(r#"{"name": "bce", "pos_weight": [2.0]}"#);
+    let both = value(
+        r#"{"name": "dice_bce", "dice_weight": 2.0, "bce_weight": 0.5, "batch_dice": true, "pos_weight": [2.0]}"#,
+    );
+    assert_close("dice_bce", both, 2.0 * dice + 0.5 * bce);
+    let error = build_error(r#"{"name": "dice_bce", "pos_weight": [-1.0]}"#, 2);
+    assert_eq!(
+        error,
+        "loss dice_bce: parameter `pos_weight` values must be finite and >= 0, got -1"
+    );
+}
