@@ -2,7 +2,7 @@
 //! Dice + binary cross-entropy.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use serde::{Deserialize, Serialize};
 
 use super::entropy::{BceConfig, CrossEntropyConfig};
@@ -59,11 +59,17 @@ impl DiceConfig {
 
 impl DiceConfig {
     pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
-        let [n, c, s] = flat.dims();
         let probabilities = match self.activation {
-            Activation::Softmax => softmax(flat.logits, 1),
-            Activation::Sigmoid => sigmoid(flat.logits),
-        } * flat.valid;
+            Activation::Softmax => softmax(flat.logits.clone(), 1),
+            Activation::Sigmoid => sigmoid(flat.logits.clone()),
+        };
+        self.dice_of(probabilities, flat)
+    }
+
+    /// The loss from probabilities already computed from `flat.logits`.
+    fn dice_of(&self, probabilities: Tensor<3>, flat: Flat) -> Tensor<1> {
+        let [n, c, s] = flat.dims();
+        let probabilities = probabilities * flat.valid;
         let skip_background = self.activation == Activation::Softmax && !self.include_background;
         let first = usize::from(skip_background);
         let probabilities = probabilities.slice([0..n, first..c, 0..s]);
@@ -143,14 +149,13 @@ impl DiceCeConfig {
     }
 
     pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
-        let dice = self
-            .dice
-            .forward_flat(flat.clone())
-            .mul_scalar(self.dice_weight);
-        dice + self
+        // One log-softmax serves both parts.
+        let log_p = log_softmax(flat.logits.clone(), 1);
+        let ce = self
             .cross_entropy
-            .forward_flat(flat)
-            .mul_scalar(self.ce_weight)
+            .cross_entropy_of(log_p.clone(), &flat.masks);
+        let dice = self.dice.dice_of(log_p.exp(), flat);
+        dice.mul_scalar(self.dice_weight) + ce.mul_scalar(self.ce_weight)
     }
 }
 

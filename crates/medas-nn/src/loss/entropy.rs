@@ -40,11 +40,15 @@ impl CrossEntropyConfig {
 
 impl CrossEntropyConfig {
     pub(crate) fn forward_flat(&self, flat: Flat) -> Tensor<1> {
-        let log_p = log_softmax(flat.logits, 1);
-        let nll = (log_p * flat.masks.clone()).sum_dim(1).neg();
+        self.cross_entropy_of(log_softmax(flat.logits, 1), &flat.masks)
+    }
+
+    /// The loss from log-probabilities `(N, C, S)`.
+    pub(crate) fn cross_entropy_of(&self, log_p: Tensor<3>, masks: &Tensor<3>) -> Tensor<1> {
+        let nll = (log_p * masks.clone()).sum_dim(1).neg();
         let voxel_weight = match &self.class_weights {
-            Some(weights) => (flat.masks.clone() * per_class(weights, &flat.masks)).sum_dim(1),
-            None => flat.masks.sum_dim(1),
+            Some(weights) => (masks.clone() * per_class(weights, masks)).sum_dim(1),
+            None => masks.clone().sum_dim(1),
         };
         (nll * voxel_weight.clone()).sum() / voxel_weight.sum().clamp_min(1e-30)
     }
