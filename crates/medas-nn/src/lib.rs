@@ -5,5 +5,9 @@
 //! turns into that device.
 
 pub mod device;
+pub mod loss;
+pub mod optim;
 
 pub use device::{ComputeDevice, DeviceError};
+pub use loss::{Loss, LossConfig, LossError, Target};
+pub use optim::{OptimizerConfig, ScheduleConfig, TrainingConfigError};
