@@ -7,3 +7,4 @@
 pub mod device;
 
 pub use device::{ComputeDevice, DeviceError};
+pub mod ops;
