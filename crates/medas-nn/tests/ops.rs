@@ -113,6 +113,23 @@ fn max_pool_hand_computed_padding_is_minus_infinity() {
     }
 }
 
+/// Depth 2, kernel 2 with dilation 3 and padding 1: the only depth window taps d = -1 and d = 2,
+/// both outside the input, so (as in PyTorch) every output is -inf and no gradient flows.
+#[test]
+fn max_pool_window_of_padding_only_is_minus_infinity() {
+    let config = MaxPool3dConfig::new([2, 1, 1])
+        .with_padding([1, 0, 0])
+        .with_dilation([3, 1, 1]);
+    for op in [ops::max_pool3d, composed::max_pool3d] {
+        let device = training();
+        let x = tensor(noise(8, 1), [1, 1, 2, 2, 2], &device).require_grad();
+        let y = op(x.clone(), &config).unwrap();
+        assert_eq!(values(y.clone()), vec![f32::NEG_INFINITY; 4]);
+        let gradient = values(x.grad(&y.sum().backward()).unwrap());
+        assert_eq!(gradient, vec![0.0; 8]);
+    }
+}
+
 /// The same plane without the offset, averaged over 3x3 neighbourhoods with padding 1.
 /// count_include_pad = true divides by 9: corner (0,0) = (1+5+0+3)/9 = 1, centre = 36/9 = 4.
 /// count_include_pad = false divides by the cells present: corner 9/4, edge (0,1) = 15/6.

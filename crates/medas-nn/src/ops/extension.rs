@@ -59,9 +59,9 @@ macro_rules! per_dtype {
     };
 }
 
-/// The argmax plane offsets must fit the `u32` the forward stores.
+/// The argmax plane offsets must fit the `u32` the forward stores, below its "no cell" mark.
 fn argmax_fits(window: &PoolWindow) -> bool {
-    window.input.iter().product::<usize>() <= u32::MAX as usize
+    window.input.iter().product::<usize>() < pool::NO_CELL as usize
 }
 
 fn max_forward<T: Real>(x: &FlexTensor, window: &PoolWindow) -> (FlexTensor, Vec<u32>) {

@@ -54,26 +54,20 @@ impl<T: Real> Plan<T> {
         }
     }
 
-    /// Calls `visit(output offset, source offset, weight)` for the 8 contributions of every
-    /// output cell of a plane.
-    #[inline]
-    fn for_each_contribution(&self, mut visit: impl FnMut(usize, usize, T)) {
+    /// Calls `visit(first output offset of the row, the four (d, h) source rows)` for every
+    /// output row `(od, oh)` of a plane; each source row is (plane offset, weight).
+    #[inline(always)]
+    fn for_each_row(&self, mut visit: impl FnMut(usize, [(usize, T); 4])) {
         let [ad, ah, aw] = &self.axes;
+        let width = aw.lower.len();
         let mut out = 0;
         for od in 0..ad.lower.len() {
             for oh in 0..ah.lower.len() {
-                let rows = ad
+                let [[r0, r1], [r2, r3]] = ad
                     .pairs(od)
                     .map(|(d, wd)| ah.pairs(oh).map(|(h, wh)| (d + h, wd * wh)));
-                for ow in 0..aw.lower.len() {
-                    let cols = aw.pairs(ow);
-                    for &(row, w_row) in rows.iter().flatten() {
-                        for &(col, w_col) in &cols {
-                            visit(out, row + col, w_row * w_col);
-                        }
-                    }
-                    out += 1;
-                }
+                visit(out, [r0, r1, r2, r3]);
+                out += width;
             }
         }
     }
@@ -82,12 +76,23 @@ impl<T: Real> Plan<T> {
 pub(crate) fn forward<T: Real>(input: &[T], plan: &ResizePlan) -> Vec<T> {
     let plan = Plan::<T>::new(plan);
     let planes = input.len() / plan.in_len;
+    let cols = &plan.axes[2];
+    let width = cols.lower.len();
     let mut output = vec![T::ZERO; planes * plan.out_len];
     output
         .par_chunks_mut(plan.out_len)
         .zip(input.par_chunks(plan.in_len))
         .for_each(|(output, plane)| {
-            plan.for_each_contribution(|out, src, weight| output[out] += plane[src] * weight);
+            plan.for_each_row(|start, rows| {
+                for (ow, value) in output[start..start + width].iter_mut().enumerate() {
+                    let [(c0, w0), (c1, w1)] = cols.pairs(ow);
+                    let mut sum = T::ZERO;
+                    for (row, weight) in rows {
+                        sum += weight * (plane[row + c0] * w0 + plane[row + c1] * w1);
+                    }
+                    *value = sum;
+                }
+            });
         });
     output
 }
@@ -95,12 +100,23 @@ pub(crate) fn forward<T: Real>(input: &[T], plan: &ResizePlan) -> Vec<T> {
 pub(crate) fn backward<T: Real>(grad: &[T], plan: &ResizePlan) -> Vec<T> {
     let plan = Plan::<T>::new(plan);
     let planes = grad.len() / plan.out_len;
+    let cols = &plan.axes[2];
+    let width = cols.lower.len();
     let mut input_grad = vec![T::ZERO; planes * plan.in_len];
     input_grad
         .par_chunks_mut(plan.in_len)
         .zip(grad.par_chunks(plan.out_len))
         .for_each(|(input_grad, grad)| {
-            plan.for_each_contribution(|out, src, weight| input_grad[src] += grad[out] * weight);
+            plan.for_each_row(|start, rows| {
+                for (ow, &g) in grad[start..start + width].iter().enumerate() {
+                    let [(c0, w0), (c1, w1)] = cols.pairs(ow);
+                    for (row, weight) in rows {
+                        let share = g * weight;
+                        input_grad[row + c0] += share * w0;
+                        input_grad[row + c1] += share * w1;
+                    }
+                }
+            });
         });
     input_grad
 }
