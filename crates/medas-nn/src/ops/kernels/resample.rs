@@ -1,122 +1,129 @@
-//! Trilinear / nearest resampling of `[D, H, W]` planes, forward and backward. Each output cell
-//! blends the 2 x 2 x 2 source cells given by the per-axis taps (nearest has zero upper weights,
-//! so it reads the same cell with weight one).
+//! Trilinear / nearest resampling of `[D, H, W]` planes, forward and backward, as three 1-D
+//! passes (w, then h, then d; the backward runs the transposed passes in reverse). Trilinear
+//! weights are a product of per-axis weights, so the passes give the same sums as blending the
+//! 2 x 2 x 2 neighbours directly, with about 2.3 times fewer multiplications when upsampling by 2
+//! and contiguous inner rows for the h and d passes. Nearest has zero upper weights.
 
 use rayon::prelude::*;
 
 use super::Real;
 use crate::ops::{AxisTaps, ResizePlan};
 
-/// Per-axis source offsets (already multiplied by the axis stride in the plane) and weights.
+/// One axis: for every output index, the two source indices and their weights.
 struct Axis<T> {
     lower: Vec<usize>,
     upper: Vec<usize>,
     lower_weight: Vec<T>,
     upper_weight: Vec<T>,
+    input: usize,
 }
 
 impl<T: Real> Axis<T> {
-    fn new(taps: AxisTaps, stride: usize) -> Self {
+    fn new(taps: AxisTaps, input: usize) -> Self {
         Self {
-            lower: taps.lower.iter().map(|i| i * stride).collect(),
-            upper: taps.upper.iter().map(|i| i * stride).collect(),
+            lower: taps.lower,
             lower_weight: taps.weight.iter().map(|w| T::from_f64(1.0 - w)).collect(),
             upper_weight: taps.weight.iter().map(|&w| T::from_f64(w)).collect(),
+            upper: taps.upper,
+            input,
         }
     }
 
-    /// The two (offset, weight) pairs of output index `i`.
-    fn pairs(&self, i: usize) -> [(usize, T); 2] {
-        [
-            (self.lower[i], self.lower_weight[i]),
-            (self.upper[i], self.upper_weight[i]),
-        ]
+    fn output(&self) -> usize {
+        self.lower.len()
     }
-}
 
-struct Plan<T> {
-    axes: [Axis<T>; 3],
-    in_len: usize,
-    out_len: usize,
-}
-
-impl<T: Real> Plan<T> {
-    fn new(plan: &ResizePlan) -> Self {
-        let [d, h, w] = plan.axes;
-        Self {
-            axes: [
-                Axis::new(d.taps(), h.input * w.input),
-                Axis::new(h.taps(), w.input),
-                Axis::new(w.taps(), 1),
-            ],
-            in_len: d.input * h.input * w.input,
-            out_len: plan.output().iter().product(),
+    /// `dst[o, i, :] = a_i src[o, lower_i, :] + b_i src[o, upper_i, :]` for `src` shaped
+    /// `[outer, input, inner]` and `dst` shaped `[outer, output, inner]`.
+    fn blend(&self, src: &[T], dst: &mut [T], inner: usize) {
+        let (src_block, dst_block) = (self.input * inner, self.output() * inner);
+        for (src, dst) in src
+            .chunks_exact(src_block)
+            .zip(dst.chunks_exact_mut(dst_block))
+        {
+            for (i, dst) in dst.chunks_exact_mut(inner).enumerate() {
+                let lower = &src[self.lower[i] * inner..][..inner];
+                let upper = &src[self.upper[i] * inner..][..inner];
+                let (a, b) = (self.lower_weight[i], self.upper_weight[i]);
+                for ((d, &l), &u) in dst.iter_mut().zip(lower).zip(upper) {
+                    *d = a * l + b * u;
+                }
+            }
         }
     }
 
-    /// Calls `visit(first output offset of the row, the four (d, h) source rows)` for every
-    /// output row `(od, oh)` of a plane; each source row is (plane offset, weight).
-    #[inline(always)]
-    fn for_each_row(&self, mut visit: impl FnMut(usize, [(usize, T); 4])) {
-        let [ad, ah, aw] = &self.axes;
-        let width = aw.lower.len();
-        let mut out = 0;
-        for od in 0..ad.lower.len() {
-            for oh in 0..ah.lower.len() {
-                let [[r0, r1], [r2, r3]] = ad
-                    .pairs(od)
-                    .map(|(d, wd)| ah.pairs(oh).map(|(h, wh)| (d + h, wd * wh)));
-                visit(out, [r0, r1, r2, r3]);
-                out += width;
+    /// The transpose of [`Self::blend`]: `dst` (shaped `[outer, input, inner]`, zeroed) gathers
+    /// every `src[o, i, :]` back into its two source rows.
+    fn spread(&self, src: &[T], dst: &mut [T], inner: usize) {
+        let (src_block, dst_block) = (self.output() * inner, self.input * inner);
+        for (src, dst) in src
+            .chunks_exact(src_block)
+            .zip(dst.chunks_exact_mut(dst_block))
+        {
+            for (i, src) in src.chunks_exact(inner).enumerate() {
+                let (a, b) = (self.lower_weight[i], self.upper_weight[i]);
+                let lower = &mut dst[self.lower[i] * inner..][..inner];
+                lower.iter_mut().zip(src).for_each(|(d, &s)| *d += a * s);
+                let upper = &mut dst[self.upper[i] * inner..][..inner];
+                upper.iter_mut().zip(src).for_each(|(d, &s)| *d += b * s);
             }
         }
     }
 }
 
+struct Plan<T> {
+    /// `[d, h, w]`.
+    axes: [Axis<T>; 3],
+}
+
+impl<T: Real> Plan<T> {
+    fn new(plan: &ResizePlan) -> Self {
+        Self {
+            axes: plan.axes.map(|axis| Axis::new(axis.taps(), axis.input)),
+        }
+    }
+
+    fn input_len(&self) -> usize {
+        self.axes.iter().map(|a| a.input).product()
+    }
+
+    fn output_len(&self) -> usize {
+        self.axes.iter().map(Axis::output).product()
+    }
+}
+
 pub(crate) fn forward<T: Real>(input: &[T], plan: &ResizePlan) -> Vec<T> {
     let plan = Plan::<T>::new(plan);
-    let planes = input.len() / plan.in_len;
-    let cols = &plan.axes[2];
-    let width = cols.lower.len();
-    let mut output = vec![T::ZERO; planes * plan.out_len];
+    let [ad, ah, aw] = &plan.axes;
+    let (in_len, out_len) = (plan.input_len(), plan.output_len());
+    let mut output = vec![T::ZERO; input.len() / in_len * out_len];
     output
-        .par_chunks_mut(plan.out_len)
-        .zip(input.par_chunks(plan.in_len))
+        .par_chunks_mut(out_len)
+        .zip(input.par_chunks(in_len))
         .for_each(|(output, plane)| {
-            plan.for_each_row(|start, rows| {
-                for (ow, value) in output[start..start + width].iter_mut().enumerate() {
-                    let [(c0, w0), (c1, w1)] = cols.pairs(ow);
-                    let mut sum = T::ZERO;
-                    for (row, weight) in rows {
-                        sum += weight * (plane[row + c0] * w0 + plane[row + c1] * w1);
-                    }
-                    *value = sum;
-                }
-            });
+            let mut along_w = vec![T::ZERO; ad.input * ah.input * aw.output()];
+            aw.blend(plane, &mut along_w, 1);
+            let mut along_h = vec![T::ZERO; ad.input * ah.output() * aw.output()];
+            ah.blend(&along_w, &mut along_h, aw.output());
+            ad.blend(&along_h, output, ah.output() * aw.output());
         });
     output
 }
 
 pub(crate) fn backward<T: Real>(grad: &[T], plan: &ResizePlan) -> Vec<T> {
     let plan = Plan::<T>::new(plan);
-    let planes = grad.len() / plan.out_len;
-    let cols = &plan.axes[2];
-    let width = cols.lower.len();
-    let mut input_grad = vec![T::ZERO; planes * plan.in_len];
+    let [ad, ah, aw] = &plan.axes;
+    let (in_len, out_len) = (plan.input_len(), plan.output_len());
+    let mut input_grad = vec![T::ZERO; grad.len() / out_len * in_len];
     input_grad
-        .par_chunks_mut(plan.in_len)
-        .zip(grad.par_chunks(plan.out_len))
+        .par_chunks_mut(in_len)
+        .zip(grad.par_chunks(out_len))
         .for_each(|(input_grad, grad)| {
-            plan.for_each_row(|start, rows| {
-                for (ow, &g) in grad[start..start + width].iter().enumerate() {
-                    let [(c0, w0), (c1, w1)] = cols.pairs(ow);
-                    for (row, weight) in rows {
-                        let share = g * weight;
-                        input_grad[row + c0] += share * w0;
-                        input_grad[row + c1] += share * w1;
-                    }
-                }
-            });
+            let mut along_d = vec![T::ZERO; ad.input * ah.output() * aw.output()];
+            ad.spread(grad, &mut along_d, ah.output() * aw.output());
+            let mut along_h = vec![T::ZERO; ad.input * ah.input * aw.output()];
+            ah.spread(&along_d, &mut along_h, aw.output());
+            aw.spread(&along_h, input_grad, 1);
         });
     input_grad
 }
