@@ -545,6 +545,13 @@ fn invalid_options_are_errors_not_panics() {
         )),
         "interpolate3d: scale_factor must be finite and > 0, got [2.0, -1.0, 2.0]"
     );
+    assert_eq!(
+        error_text(ops::interpolate3d(
+            x(),
+            &Interpolate3dConfig::size([8; 3], Interpolate3dMode::Nearest, true)
+        )),
+        "interpolate3d: align_corners must be false for nearest mode, got true"
+    );
     let empty = tensor(vec![], [1, 1, 0, 4, 4], &Device::flex());
     assert_eq!(
         error_text(ops::avg_pool3d(empty, &AvgPool3dConfig::new([1, 1, 1]))),

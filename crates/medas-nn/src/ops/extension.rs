@@ -20,7 +20,9 @@ use super::kernels::{
 use super::{PoolWindow, ResizePlan};
 
 /// The 3-D operators as a backend extension. Options arrive already checked (see
-/// [`super::MaxPool3dConfig::window`] and friends); call them through [`super::max_pool3d`] etc.
+/// [`super::MaxPool3dConfig::window`] and friends); call them through [`super::max_pool3d`] etc.,
+/// which check user options and return errors. Called directly with a window or plan resolved for
+/// another spatial size, the Flex loops panic on the out-of-range index (a programming error).
 ///
 /// To support another backend, add it to the `backend_extension` list and write
 /// `impl VolumeOps for ThatBackend {}`: the default bodies compose differentiable operations.

@@ -72,7 +72,7 @@ pub struct Interpolate3dConfig {
     pub resize: Resize3d,
     #[serde(default)]
     pub mode: Interpolate3dMode,
-    /// Only meaningful for trilinear; PyTorch's default is `false`.
+    /// Trilinear only (nearest refuses `true`, as PyTorch does); PyTorch's default is `false`.
     #[serde(default)]
     pub align_corners: bool,
 }
@@ -207,6 +207,15 @@ impl Interpolate3dConfig {
                 scale_factor,
             })
         };
+        if self.align_corners && self.mode == Interpolate3dMode::Nearest {
+            // PyTorch refuses it too: nearest sampling has no corner convention.
+            return Err(invalid(
+                "interpolate3d",
+                "align_corners",
+                "false for nearest mode",
+                true,
+            ));
+        }
         if input.contains(&0) {
             return Err(OpsError::EmptyInput {
                 op: "interpolate3d",
