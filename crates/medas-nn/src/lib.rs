@@ -5,6 +5,6 @@
 //! turns into that device.
 
 pub mod device;
+pub mod ops;
 
 pub use device::{ComputeDevice, DeviceError};
-pub mod ops;
