@@ -7,6 +7,7 @@
 pub mod device;
 pub mod loss;
 pub mod optim;
+pub mod ops;
 
 pub use device::{ComputeDevice, DeviceError};
 pub use loss::{Loss, LossConfig, LossError, Target};
