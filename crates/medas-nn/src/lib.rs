@@ -6,9 +6,11 @@
 
 pub mod device;
 pub mod loss;
+pub mod nets;
 pub mod optim;
 pub mod ops;
 
 pub use device::{ComputeDevice, DeviceError};
+pub use nets::{Network, NetworkConfig, NetworkError, NetworkOutput, SegmentationOutput};
 pub use loss::{Loss, LossConfig, LossError, Target};
 pub use optim::{OptimizerConfig, ScheduleConfig, TrainingConfigError};
