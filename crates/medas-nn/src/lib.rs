@@ -5,12 +5,14 @@
 //! turns into that device.
 
 pub mod device;
+pub mod infer;
 pub mod loss;
 pub mod nets;
 pub mod optim;
 pub mod ops;
 
 pub use device::{ComputeDevice, DeviceError};
+pub use infer::{InferError, SlidingWindowConfig};
 pub use nets::{Network, NetworkConfig, NetworkError, NetworkOutput, SegmentationOutput};
 pub use loss::{Loss, LossConfig, LossError, Target};
 pub use optim::{OptimizerConfig, ScheduleConfig, TrainingConfigError};
