@@ -7,6 +7,7 @@ mod info;
 mod progress;
 mod run;
 mod tools;
+mod train;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ enum Command {
     /// Datasets: `medas dataset import PATH`, `list`, `show NAME[@vN]`, `split NAME --kind kfold`.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Train a network on a dataset: `medas train NAME[@vN] --config train.json --out RUN`
+    /// (checkpoints, metrics.jsonl; `--resume` goes on after a stop).
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Cache(command) => cache::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Dataset(command) => dataset::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

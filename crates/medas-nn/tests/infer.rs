@@ -363,9 +363,9 @@ fn configs_that_cannot_work_are_refused_with_clear_errors() {
     );
     assert_eq!(
         error(SlidingWindowConfig::new([1, 8, 8]), volume.clone()),
-        "unet expects input (N, 1, D, H, W) with D, H and W multiples of 4), got [1, 1, 1, 8, 8]"
+        "unet expects input (N, 1, D, H, W) with D, H and W multiples of 4; got [1, 1, 1, 8, 8]"
     );
-    assert_eq!(error(base.clone(), random([1, 2, 8, 8, 8], &device)), "unet expects input (N, 1, D, H, W) with D, H and W multiples of 4), got [1, 2, 8, 8, 8]");
+    assert_eq!(error(base.clone(), random([1, 2, 8, 8, 8], &device)), "unet expects input (N, 1, D, H, W) with D, H and W multiples of 4; got [1, 2, 8, 8, 8]");
     let classifier = network(r#"{"name": "classifier", "spatial": "3d", "depth": 2, "base_channels": 2}"#, &device);
     assert_eq!(
         infer::predict(&classifier, volume, &base, |_| true).unwrap_err().to_string(),

@@ -108,7 +108,7 @@ fn bad_configs_and_inputs_are_refused_with_the_reason() {
     );
     let net = build(r#"{"name": "unet", "spatial": "2d", "depth": 2, "base_channels": 2}"#, &device);
     let refused = net.forward(random([1, 1, 1, 18, 16], &device)).unwrap_err().to_string();
-    assert_eq!(refused, "unet expects input (N, 1, 1, H, W) with H and W multiples of 4), got [1, 1, 1, 18, 16]");
+    assert_eq!(refused, "unet expects input (N, 1, 1, H, W) with H and W multiples of 4; got [1, 1, 1, 18, 16]");
     let refused = net.forward(random([1, 2, 1, 16, 16], &device)).unwrap_err().to_string();
     assert!(refused.contains("got [1, 2, 1, 16, 16]"), "{refused}");
 }

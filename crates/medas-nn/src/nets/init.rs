@@ -3,9 +3,10 @@
 //! may draw from in between, so a seed alone would not fix the weights. Convolution,
 //! transposed convolution and linear weights and biases get uniform(-b, b), b = 1/sqrt(fan_in)
 //! (PyTorch's and Burn's default for these layers), from SplitMix64 streams; normalisation
-//! scales and shifts keep their constants (1 and 0).
+//! scales and shifts keep their constants (1 and 0). Parameter ids are drawn from the seed
+//! as well.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 /// `module` with every convolution and linear parameter drawn again from `seed`.
@@ -55,23 +56,27 @@ impl ModuleMapper for SeededInit {
         let is_conv = layer.starts_with("Conv");
         let dims = param.shape().dims::<D>();
         let fan_in = match (layer, field) {
-            (_, "weight") if is_conv && D >= 3 => dims[1] * dims[2..].iter().product::<usize>(),
-            ("Linear", "weight") if D == 2 => dims[0], // Burn stores Linear weights (in, out)
-            (_, "bias") if is_conv || layer == "Linear" => self.fan_in,
-            _ => return param, // normalisation constants and anything we do not know
+            (_, "weight") if is_conv && D >= 3 => Some(dims[1] * dims[2..].iter().product::<usize>()),
+            ("Linear", "weight") if D == 2 => Some(dims[0]), // Burn stores Linear weights (in, out)
+            (_, "bias") if is_conv || layer == "Linear" => Some(self.fan_in),
+            _ => None, // normalisation constants and anything we do not know keep their values
         };
-        self.fan_in = fan_in;
         self.count += 1;
-        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
         let mut state = self.seed ^ self.count.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        // Parameter ids from the seed too: an optimizer state saved by one run then finds its
+        // parameters in a network built again (resume).
+        let id = ParamId::from(splitmix64(&mut state));
+        let (_, tensor, mapper) = param.consume();
+        let Some(fan_in) = fan_in else { return Param::from_mapped_value(id, tensor, mapper) };
+        self.fan_in = fan_in;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
         let values: Vec<f32> = (0..dims.iter().product::<usize>())
             .map(|_| ((splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound)
             .map(|v| v as f32)
             .collect();
-        param.map(|tensor| {
-            let drawn = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
-            // A tensor made from data is a leaf without gradient tracking; keep the parameter's.
-            if tensor.is_require_grad() { drawn.require_grad() } else { drawn }
-        })
+        let drawn = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
+        // A tensor made from data is a leaf without gradient tracking; keep the parameter's.
+        let drawn = if tensor.is_require_grad() { drawn.require_grad() } else { drawn };
+        Param::from_mapped_value(id, drawn, mapper)
     }
 }

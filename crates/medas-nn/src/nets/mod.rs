@@ -37,7 +37,7 @@ pub enum NetworkError {
     Invalid(String),
     #[error("network config: {0}")]
     Json(String),
-    #[error("{network} expects input (N, {channels}, {expected}), got {got:?}")]
+    #[error("{network} expects input (N, {channels}, {expected}; got {got:?}")]
     Input { network: &'static str, channels: usize, expected: String, got: [usize; 5] },
 }
 

@@ -1,0 +1,98 @@
+//! `medas train`: trains a network on a registered dataset version, one fold of a saved split
+//! (or a seeded 20% hold-out), with a progress bar, a line per epoch, Ctrl-C to stop and
+//! `--resume` to go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use medas_dataset::split::{self, SplitKind, SplitOptions};
+use medas_dataset::store;
+use medas_train::data::load_manifest_cases;
+use medas_train::train::classes_of;
+use medas_train::{TrainConfig, TrainEvent, train};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The dataset: `NAME` (latest version) or `NAME@vN`.
+    dataset: String,
+    /// The training config (JSON): network, loss, optimizer, schedule, sampler, epochs, ...
+    #[arg(long)]
+    config: PathBuf,
+    /// A saved split of the dataset version (`medas dataset split`); default: a seeded 20%
+    /// hold-out of the training cases.
+    #[arg(long)]
+    split: Option<String>,
+    /// The fold of the split to train.
+    #[arg(long, default_value_t = 0)]
+    fold: usize,
+    /// The run folder: checkpoints (`best/`, `last/`), `metrics.jsonl`, `config.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Go on from `OUT/last/` (the same config and data give the same result as a run that was
+    /// never stopped).
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    let data = store::data_dir();
+    let (name, version) = store::parse_reference(&args.dataset)?;
+    let manifest = store::load(&data, &name, version)?;
+    let fold = match &args.split {
+        Some(split_name) => {
+            let path = split::split_path(&data, &name, manifest.version, split_name);
+            let text = std::fs::read_to_string(&path).with_context(|| format!("no split {split_name} of {name}@v{} ({})", manifest.version, path.display()))?;
+            let saved: split::Split = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+            let count = saved.folds.len();
+            saved.folds.into_iter().nth(args.fold).with_context(|| format!("split {split_name} has {count} folds; --fold {} is not one", args.fold))?
+        }
+        None => {
+            let options = SplitOptions { kind: SplitKind::Holdout { validation_fraction: 0.2 }, seed: config.seed, stratify: false, group_by_patient: false };
+            split::split_manifest(&manifest, "holdout", options)?.folds.remove(0)
+        }
+    };
+    if fold.train.is_empty() || fold.validation.is_empty() {
+        bail!("the fold has {} training and {} validation cases; both must be non-empty", fold.train.len(), fold.validation.len());
+    }
+    let classes = classes_of(&config.network);
+    eprintln!("loading {} training and {} validation cases of {name}@v{}", fold.train.len(), fold.validation.len(), manifest.version);
+    let training = load_manifest_cases(&manifest, Some(&fold.train), config.normalization, config.labels, classes)?;
+    let validation = load_manifest_cases(&manifest, Some(&fold.validation), config.normalization, config.labels, classes)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot make {}", args.out.display()))?;
+    std::fs::write(args.out.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let bar = crate::progress::Bar::new("training");
+    let epochs = config.epochs;
+    let mut on_event = |event: TrainEvent| {
+        match event {
+            TrainEvent::Iteration { iteration, of, .. } => bar.update(iteration + 1, of),
+            TrainEvent::Epoch(m) => {
+                let dice = m.validation_dice.map_or("-".to_string(), |d| format!("{d:.4}"));
+                eprintln!("epoch {}/{epochs}  loss {:.4}  validation Dice {dice}  lr {:.2e}  {:.1} s", m.epoch + 1, m.train_loss, m.learning_rate, m.seconds);
+            }
+        }
+        !stop.load(Ordering::SeqCst)
+    };
+    let report = train(&config, training, &validation, &args.out, args.resume, &mut on_event);
+    bar.finish();
+    let report = report.map_err(|e| match e {
+        medas_train::TrainError::Cancelled { epoch } => anyhow::anyhow!("stopped in epoch {}; `medas train ... --resume` goes on from the last finished epoch", epoch + 1),
+        other => other.into(),
+    })?;
+    crate::emit(&(serde_json::to_string_pretty(&serde_json::json!({
+        "epochs_run": report.epochs_run,
+        "best_validation_dice": report.best_dice,
+        "best_epoch": report.best_epoch.map(|e| e + 1),
+        "stopped_early": report.stopped_early,
+        "run": args.out,
+    }))? + "\n"))?;
+    Ok(())
+}

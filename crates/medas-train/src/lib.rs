@@ -1,0 +1,19 @@
+//! Training networks on MEDAS datasets.
+//!
+//! ```text
+//! dataset version + fold ──data::load──► Volume (C, D, H, W) f32 + label (D, H, W)
+//!   ──sampler (seeded patches, foreground over-sampling, flips/rot90; worker thread)──► batches
+//!   ──train::run (loss, optimizer, schedule; validation Dice; early stopping)──► checkpoints,
+//!     metrics.jsonl, events
+//! ```
+//!
+//! Axes: an image's index axes i, j, k become the tensor's W, H, D (the order SimpleITK's
+//! arrays use); a 2-D image has D = 1; channels are the case's images and their components.
+
+pub mod data;
+pub mod sampler;
+pub mod train;
+
+pub use data::{DataError, LabelMode, Normalization, Volume};
+pub use sampler::{PatchSampler, SamplerConfig};
+pub use train::{Checkpoint, EpochMetrics, TrainConfig, TrainError, TrainEvent, TrainReport, train};
