@@ -244,3 +244,47 @@ fn the_default_root_follows_the_medas_data_folder() {
     assert_eq!(store::default_root_from(env(&[("MEDAS_DATA", ""), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")])), Path::new("/x/medas/models"));
     assert_eq!(store::default_root_from(env(&[("HOME", "/h")])), Path::new("/h/.local/share/medas/models"));
 }
+
+#[test]
+fn mutated_weight_and_json_files_give_errors_not_panics() {
+    let root = scratch("mutated");
+    let models = ModelStore::new(&root);
+    let device = ComputeDevice::Cpu.inference();
+    let dir = saved(&models, "m");
+    let originals: Vec<(&str, Vec<u8>)> = ["weights.safetensors", "config.json", "metadata.json"].into_iter().map(|f| (f, std::fs::read(dir.join(f)).unwrap())).collect();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut loaded) = (0, 0);
+    for (file, original) in &originals {
+        for _ in 0..150 {
+            let mut bytes = original.clone();
+            // Mostly the header / JSON text, where a change alters structure rather than values.
+            let span = bytes.len().min(if *file == "weights.safetensors" { 2048 } else { bytes.len() });
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % span.min(bytes.len());
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes[at] = b"0123456789{}[],:\"-."[(next() % 19) as usize],
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            std::fs::write(dir.join(file), &bytes).unwrap();
+            match models.load("m", &device) {
+                Ok(_) => loaded += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        std::fs::write(dir.join(file), original).unwrap();
+    }
+    eprintln!("mutated files: {refused} refused, {loaded} still loadable");
+    assert!(refused > 300, "{refused} of 450 mutations refused");
+    models.load("m", &device).unwrap();
+    std::fs::remove_dir_all(root).unwrap();
+}
