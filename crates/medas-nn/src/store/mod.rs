@@ -275,7 +275,11 @@ impl ModelStore {
             return Err(error);
         }
         let replaced = self.root.join(format!(".{name}.replaced-{}", unique_suffix()));
-        let moved_aside = overwrite && std::fs::rename(&target, &replaced).is_ok();
+        let moved_aside = overwrite && target.exists();
+        if moved_aside && let Err(error) = std::fs::rename(&target, &replaced) {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(io_error(&target, error));
+        }
         // Renaming onto an existing folder fails, so a model saved meanwhile is never clobbered.
         if let Err(error) = std::fs::rename(&scratch, &target) {
             let _ = std::fs::remove_dir_all(&scratch);
