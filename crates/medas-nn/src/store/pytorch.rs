@@ -1,7 +1,7 @@
 //! Weights trained with PyTorch: a `state_dict` saved as safetensors
 //! (`safetensors.torch.save_file(model.state_dict(), path)`) from the PyTorch `UNet` written out
 //! in `crates/medas-nn/tests/pytorch_unet.py` (`TORCH_UNET`), which has our U-Net's layers
-//! under PyTorch's names (2-D there; 3-D swaps in the 3-D layers, names unchanged). [`import_unet`] builds the MEDAS U-Net from a [`NetworkConfig`] and fills it from
+//! under PyTorch's names (`dims=2` or `3`; the names are the same in both). [`import_unet`] builds the MEDAS U-Net from a [`NetworkConfig`] and fills it from
 //! such a file.
 //!
 //! Names are translated segment by segment by [`TORCH_SEGMENTS`]: our module path (see
