@@ -220,7 +220,11 @@ fn broken_models_give_the_first_problem_and_no_panic() {
 
     let net = config(UNET_2D).build(&device).unwrap();
     let other = config(r#"{"name": "unet", "spatial": "2d", "depth": 2, "base_channels": 8, "norm": "batch"}"#);
-    assert!(message(models.save("mismatch", &other, &net, &ModelMetadata::now(), false)).starts_with("the network is a unet, the config describes a unet: tensor 0 is"));
+    let first = "body.EncoderDecoder.encoder.0.body.Plain.units.0.conv.Two.weight";
+    assert_eq!(
+        message(models.save("mismatch", &other, &net, &ModelMetadata::now(), false)),
+        format!("the network (unet) does not fit its config (unet): tensor 0 is {first} [4, 1, 3, 3], the config gives {first} [8, 1, 3, 3]")
+    );
     assert!(!root.join("mismatch").exists());
     std::fs::remove_dir_all(root).unwrap();
 }

@@ -44,7 +44,7 @@ pub enum StoreError {
     Weights { path: String, source: WeightError },
     #[error(transparent)]
     Network(#[from] NetworkError),
-    #[error("the network is a {network}, the config describes a {config}: {detail}")]
+    #[error("the network ({network}) does not fit its config ({config}): {detail}")]
     Mismatch { network: String, config: String, detail: String },
 }
 
