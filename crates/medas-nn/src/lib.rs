@@ -10,9 +10,11 @@ pub mod loss;
 pub mod nets;
 pub mod optim;
 pub mod ops;
+pub mod store;
 
 pub use device::{ComputeDevice, DeviceError};
 pub use infer::{InferError, SlidingWindowConfig};
 pub use nets::{Network, NetworkConfig, NetworkError, NetworkOutput, SegmentationOutput};
 pub use loss::{Loss, LossConfig, LossError, Target};
+pub use store::{LoadedModel, ModelMetadata, ModelStore, ModelSummary, StoreError};
 pub use optim::{OptimizerConfig, ScheduleConfig, TrainingConfigError};
