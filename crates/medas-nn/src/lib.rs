@@ -4,6 +4,8 @@
 //! [`burn::tensor::Device`]. [`ComputeDevice`] is the paper's "computing backend" choice and
 //! turns into that device.
 
+pub mod conv;
 pub mod device;
 
+pub use conv::{ConvError, FastConv2d, FastConv3d};
 pub use device::{ComputeDevice, DeviceError};

@@ -1,0 +1,253 @@
+//! im2col and its adjoint col2im for one tile of output rows of one batch item.
+//!
+//! A tile covers output rows `rows.start..rows.end`, where a row is one (output depth, output
+//! height) pair holding `output[2]` voxels, so a tile's columns are `rows.len() * output[2]`
+//! consecutive output voxels. The column matrix has one row per (input channel, kernel tap),
+//! channel-major, exactly the flattened order of the weight `[out, in, kD, kH, kW]`, so the
+//! forward pass is `weight [out, in*taps] x col [in*taps, tile columns]`.
+
+use std::ops::Range;
+
+use super::ConvFloat;
+use super::geometry::ConvGeometry;
+
+/// Index range along the input of one output row's valid voxels for one kernel tap along width:
+/// output columns `lo..hi` read input columns `lo*stride + offset ..`.
+#[derive(Clone, Copy)]
+struct WidthSpan {
+    lo: usize,
+    hi: usize,
+    /// Input column of output column 0 (may be negative when it falls in the padding).
+    offset: isize,
+}
+
+fn width_span(g: &ConvGeometry, kw: usize) -> WidthSpan {
+    let stride = g.stride[2] as isize;
+    let offset = (kw * g.dilation[2]) as isize - g.pad_before[2] as isize;
+    let width = g.input[2] as isize;
+    // First output column whose input column is >= 0, and first whose input column is >= width.
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + stride - 1) / stride
+    };
+    let hi = if width - offset <= 0 {
+        0
+    } else {
+        (width - offset + stride - 1) / stride
+    };
+    let out_w = g.output[2] as isize;
+    let lo = lo.min(out_w) as usize;
+    let hi = (hi.min(out_w) as usize).max(lo);
+    WidthSpan { lo, hi, offset }
+}
+
+/// Input index of an output coordinate along one of the two outer axes, if inside the input.
+#[inline]
+fn input_coordinate(g: &ConvGeometry, axis: usize, out: usize, tap: usize) -> Option<usize> {
+    let position =
+        (out * g.stride[axis] + tap * g.dilation[axis]) as isize - g.pad_before[axis] as isize;
+    (position >= 0 && (position as usize) < g.input[axis]).then_some(position as usize)
+}
+
+/// Calls `visit(col_row, tile_offset, input_row_start, span)` for every (kernel tap, output row)
+/// pair of the tile whose input row lies inside the input; `input_row_start` indexes the start of
+/// that input row within one channel plane. Rows falling entirely in the padding are skipped.
+#[inline]
+fn for_each_row(
+    g: &ConvGeometry,
+    rows: &Range<usize>,
+    mut visit: impl FnMut(usize, usize, usize, WidthSpan),
+) {
+    let [kd_n, kh_n, kw_n] = g.kernel;
+    let out_w = g.output[2];
+    let [_, h, w] = g.input;
+    for kd in 0..kd_n {
+        for kh in 0..kh_n {
+            for kw in 0..kw_n {
+                let tap = (kd * kh_n + kh) * kw_n + kw;
+                let span = width_span(g, kw);
+                for row in rows.clone() {
+                    let (od, oh) = (row / g.output[1], row % g.output[1]);
+                    let (Some(id), Some(ih)) = (
+                        input_coordinate(g, 0, od, kd),
+                        input_coordinate(g, 1, oh, kh),
+                    ) else {
+                        continue;
+                    };
+                    visit(tap, (row - rows.start) * out_w, (id * h + ih) * w, span);
+                }
+            }
+        }
+    }
+}
+
+/// Fills `col` (`in_channels * taps` rows of `rows.len() * output[2]` columns) from one batch
+/// item `x` (`[in, D, H, W]`, contiguous).
+pub fn im2col_tile<T: ConvFloat>(g: &ConvGeometry, x: &[T], rows: &Range<usize>, col: &mut [T]) {
+    let columns = rows.len() * g.output[2];
+    let taps = g.kernel_volume();
+    let plane = g.input_plane();
+    let stride = g.stride[2];
+    col[..g.in_channels * taps * columns].fill(T::ZERO);
+    for channel in 0..g.in_channels {
+        let src = &x[channel * plane..(channel + 1) * plane];
+        let dst = &mut col[channel * taps * columns..(channel + 1) * taps * columns];
+        for_each_row(g, rows, |tap, at, row_start, span| {
+            let out = &mut dst[tap * columns + at..][span.lo..span.hi];
+            let first =
+                (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;
+            if stride == 1 {
+                out.copy_from_slice(&src[first..first + out.len()]);
+            } else {
+                for (i, value) in out.iter_mut().enumerate() {
+                    *value = src[first + i * stride];
+                }
+            }
+        });
+    }
+}
+
+/// Adds the column-matrix tile `col` (the rows of `channels` consecutive input channels) back
+/// onto those channels of one batch item's input gradient `dx` (`channels` planes): the adjoint
+/// of [`im2col_tile`].
+pub fn col2im_tile<T: ConvFloat>(
+    g: &ConvGeometry,
+    col: &[T],
+    rows: &Range<usize>,
+    channels: usize,
+    dx: &mut [T],
+) {
+    let columns = rows.len() * g.output[2];
+    let taps = g.kernel_volume();
+    let plane = g.input_plane();
+    let stride = g.stride[2];
+    for channel in 0..channels {
+        let src = &col[channel * taps * columns..(channel + 1) * taps * columns];
+        let dst = &mut dx[channel * plane..(channel + 1) * plane];
+        for_each_row(g, rows, |tap, at, row_start, span| {
+            let values = &src[tap * columns + at..][span.lo..span.hi];
+            let first =
+                (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;
+            if stride == 1 {
+                for (out, &value) in dst[first..first + values.len()].iter_mut().zip(values) {
+                    *out += value;
+                }
+            } else {
+                for (i, &value) in values.iter().enumerate() {
+                    dst[first + i * stride] += value;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::geometry::ConvParams;
+
+    fn geometry(
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: usize,
+        pad: usize,
+        dil: usize,
+    ) -> ConvGeometry {
+        let params = ConvParams {
+            stride: [1, stride, stride],
+            padding: [(0, 0), (pad, pad), (pad, pad)],
+            dilation: [1, dil, dil],
+        };
+        ConvGeometry::new(
+            [1, 2, 1, input[0], input[1]],
+            [1, 2, 1, kernel[0], kernel[1]],
+            &params,
+        )
+        .unwrap()
+    }
+
+    /// Direct definition of the column matrix, for comparison.
+    fn naive_col(g: &ConvGeometry, x: &[f64]) -> Vec<f64> {
+        let (oh_n, ow_n) = (g.output[1], g.output[2]);
+        let taps = g.kernel_volume();
+        let mut col = vec![0.0; g.in_channels * taps * oh_n * ow_n];
+        for c in 0..g.in_channels {
+            for kh in 0..g.kernel[1] {
+                for kw in 0..g.kernel[2] {
+                    for oh in 0..oh_n {
+                        for ow in 0..ow_n {
+                            let ih = (oh * g.stride[1] + kh * g.dilation[1]) as isize
+                                - g.pad_before[1] as isize;
+                            let iw = (ow * g.stride[2] + kw * g.dilation[2]) as isize
+                                - g.pad_before[2] as isize;
+                            let inside = ih >= 0
+                                && iw >= 0
+                                && (ih as usize) < g.input[1]
+                                && (iw as usize) < g.input[2];
+                            let row = c * taps + kh * g.kernel[2] + kw;
+                            col[row * oh_n * ow_n + oh * ow_n + ow] = if inside {
+                                x[c * g.input_plane() + ih as usize * g.input[2] + iw as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    #[test]
+    fn im2col_matches_definition_and_col2im_is_its_adjoint() {
+        for (input, kernel, stride, pad, dil) in [
+            ([5, 6], [3, 3], 1, 1, 1),
+            ([7, 5], [3, 2], 2, 1, 1),
+            ([9, 8], [3, 3], 2, 2, 2),
+            ([4, 4], [1, 1], 1, 0, 1),
+            ([3, 3], [3, 3], 3, 2, 1),
+        ] {
+            let g = geometry(input, kernel, stride, pad, dil);
+            let x: Vec<f64> = (0..2 * g.input_plane())
+                .map(|i| (i as f64 * 0.37).sin())
+                .collect();
+            let rows = 0..g.output_rows();
+            let mut col = vec![f64::NAN; g.col_rows() * g.output_plane()];
+            im2col_tile(&g, &x, &rows, &mut col);
+            assert_eq!(
+                col,
+                naive_col(&g, &x),
+                "{input:?} {kernel:?} s{stride} p{pad} d{dil}"
+            );
+
+            // <col2im(c), x> == <c, im2col(x)> for any c.
+            let c: Vec<f64> = (0..col.len()).map(|i| (i as f64 * 0.11).cos()).collect();
+            let mut dx = vec![0.0; x.len()];
+            col2im_tile(&g, &c, &rows, 2, &mut dx);
+            let lhs: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let rhs: f64 = c.iter().zip(&col).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-9 * rhs.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn tiles_concatenate_to_the_whole_matrix() {
+        let g = geometry([7, 6], [3, 3], 1, 1, 1);
+        let x: Vec<f64> = (0..2 * g.input_plane()).map(|i| i as f64).collect();
+        let full = naive_col(&g, &x);
+        let columns = g.output_plane();
+        for rows in [0..3, 3..7] {
+            let width = rows.len() * g.output[2];
+            let mut col = vec![0.0; g.col_rows() * width];
+            im2col_tile(&g, &x, &rows, &mut col);
+            for r in 0..g.col_rows() {
+                let start = r * columns + rows.start * g.output[2];
+                assert_eq!(
+                    &col[r * width..(r + 1) * width],
+                    &full[start..start + width]
+                );
+            }
+        }
+    }
+}
