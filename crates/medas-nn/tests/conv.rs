@@ -147,6 +147,8 @@ fn conv2d_matches_burn_forward_and_gradients() {
         case(2, [4, 3], [7, 7], [1, 1], [2, 2], 0, [1, 1], false),
         case(2, [8, 6], [40, 37], [3, 3], [1, 1], 1, [1, 1], true),
         case(1, [3, 2], [5, 5], [5, 5], [1, 1], 0, [1, 1], false),
+        // Padding wider than the kernel's reach: the input gradient takes the col2im path.
+        case(2, [3, 2], [6, 5], [3, 3], [1, 1], 3, [1, 1], true),
         case(2, [2, 3], [9, 13], [3, 2], [2, 3], 0, [1, 2], true),
         Case2d {
             padding: [(2, 1), (0, 1)],

@@ -51,13 +51,13 @@ fn input_coordinate(g: &ConvGeometry, axis: usize, out: usize, tap: usize) -> Op
 }
 
 /// Calls `visit(col_row, tile_offset, input_row_start, span)` for every (kernel tap, output row)
-/// pair of the tile whose input row lies inside the input; `input_row_start` indexes the start of
-/// that input row within one channel plane. Rows falling entirely in the padding are skipped.
+/// pair of the tile; `input_row_start` indexes the start of the input row within one channel
+/// plane, or is `None` when the row lies entirely in the padding.
 #[inline]
 fn for_each_row(
     g: &ConvGeometry,
     rows: &Range<usize>,
-    mut visit: impl FnMut(usize, usize, usize, WidthSpan),
+    mut visit: impl FnMut(usize, usize, Option<usize>, WidthSpan),
 ) {
     let [kd_n, kh_n, kw_n] = g.kernel;
     let out_w = g.output[2];
@@ -69,13 +69,14 @@ fn for_each_row(
                 let span = width_span(g, kw);
                 for row in rows.clone() {
                     let (od, oh) = (row / g.output[1], row % g.output[1]);
-                    let (Some(id), Some(ih)) = (
+                    let start = match (
                         input_coordinate(g, 0, od, kd),
                         input_coordinate(g, 1, oh, kh),
-                    ) else {
-                        continue;
+                    ) {
+                        (Some(id), Some(ih)) => Some((id * h + ih) * w),
+                        _ => None,
                     };
-                    visit(tap, (row - rows.start) * out_w, (id * h + ih) * w, span);
+                    visit(tap, (row - rows.start) * out_w, start, span);
                 }
             }
         }
@@ -89,12 +90,20 @@ pub fn im2col_tile<T: ConvFloat>(g: &ConvGeometry, x: &[T], rows: &Range<usize>,
     let taps = g.kernel_volume();
     let plane = g.input_plane();
     let stride = g.stride[2];
-    col[..g.in_channels * taps * columns].fill(T::ZERO);
+    let out_w = g.output[2];
     for channel in 0..g.in_channels {
         let src = &x[channel * plane..(channel + 1) * plane];
         let dst = &mut col[channel * taps * columns..(channel + 1) * taps * columns];
         for_each_row(g, rows, |tap, at, row_start, span| {
-            let out = &mut dst[tap * columns + at..][span.lo..span.hi];
+            // Every value of the tile is written exactly once: zeros where the tap reads padding.
+            let segment = &mut dst[tap * columns + at..][..out_w];
+            let Some(row_start) = row_start else {
+                segment.fill(T::ZERO);
+                return;
+            };
+            segment[..span.lo].fill(T::ZERO);
+            segment[span.hi..].fill(T::ZERO);
+            let out = &mut segment[span.lo..span.hi];
             let first =
                 (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;
             if stride == 1 {
@@ -126,6 +135,7 @@ pub fn col2im_tile<T: ConvFloat>(
         let src = &col[channel * taps * columns..(channel + 1) * taps * columns];
         let dst = &mut dx[channel * plane..(channel + 1) * plane];
         for_each_row(g, rows, |tap, at, row_start, span| {
+            let Some(row_start) = row_start else { return };
             let values = &src[tap * columns + at..][span.lo..span.hi];
             let first =
                 (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;

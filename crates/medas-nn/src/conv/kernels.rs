@@ -156,6 +156,9 @@ pub fn forward<T: ConvFloat>(
 /// Tasks are (batch item, block of input channels): col2im of neighbouring tiles overlaps in
 /// space, but different channels never do, so each task owns its channel planes outright.
 pub fn backward_input<T: ConvFloat>(g: &ConvGeometry, weight: &[T], dy: &[T]) -> Vec<T> {
+    if let Some((transposed, flipped)) = transposed_problem(g, weight) {
+        return forward(&transposed, dy, &flipped, None);
+    }
     let plane_in = g.input_plane();
     let plane_out = g.output_plane();
     let taps = g.kernel_volume();
@@ -177,6 +180,46 @@ pub fn backward_input<T: ConvFloat>(g: &ConvGeometry, weight: &[T], dy: &[T]) ->
                 });
         });
     dx
+}
+
+/// With unit stride the input gradient is itself a convolution: of `dy` with the weight's
+/// channels swapped and taps reversed, padded by `dilation * (kernel - 1) - padding`. That runs
+/// on the forward kernel (a GEMM with the long inner dimension `out * taps` and no scatter),
+/// when the new padding is not negative.
+fn transposed_problem<T: ConvFloat>(
+    g: &ConvGeometry,
+    weight: &[T],
+) -> Option<(ConvGeometry, Vec<T>)> {
+    if g.stride != [1, 1, 1] {
+        return None;
+    }
+    let new_padding = |axis: usize| {
+        let reach = g.dilation[axis] * (g.kernel[axis] - 1);
+        // Unit stride: output = input + before + after - reach.
+        let pad_after = g.output[axis] + reach - g.input[axis] - g.pad_before[axis];
+        (g.pad_before[axis] <= reach && pad_after <= reach).then(|| reach - g.pad_before[axis])
+    };
+    let pad_before = [new_padding(0)?, new_padding(1)?, new_padding(2)?];
+    let transposed = ConvGeometry {
+        in_channels: g.out_channels,
+        out_channels: g.in_channels,
+        input: g.output,
+        output: g.input,
+        pad_before,
+        ..*g
+    };
+    let taps = g.kernel_volume();
+    let mut flipped = vec![T::ZERO; weight.len()];
+    for o in 0..g.out_channels {
+        for c in 0..g.in_channels {
+            let src = &weight[(o * g.in_channels + c) * taps..][..taps];
+            let dst = &mut flipped[(c * g.out_channels + o) * taps..][..taps];
+            dst.iter_mut()
+                .zip(src.iter().rev())
+                .for_each(|(d, &s)| *d = s);
+        }
+    }
+    Some((transposed, flipped))
 }
 
 /// Input gradient of one batch item's channel block `dx_block` (whole planes); `weight` starts
@@ -206,12 +249,6 @@ fn input_block_gradient<T: ConvFloat>(
             col_stride: 1,
         };
         let shape = [channels * taps, columns, g.out_channels];
-        if g.is_pointwise() {
-            let dst = dx_block[rows.start * g.output[2]..].as_mut_ptr();
-            // SAFETY: `dst` addresses columns `rows` of this block's own planes.
-            unsafe { matmul(shape, dst, plane_in as isize, false, lhs, rhs) };
-            continue;
-        }
         buffer.resize(channels * taps * columns, T::ZERO);
         // SAFETY: `buffer` holds exactly `channels*taps` rows of `columns` values.
         unsafe {

@@ -29,43 +29,73 @@ fn check_groups(groups: usize) -> Result<(), ConvError> {
     }
 }
 
-/// A 2-D convolution layer: `weight [out, in, kH, kW]`, `bias [out]`.
-#[derive(Module, Debug)]
-pub struct FastConv2d {
-    pub weight: Param<Tensor<4>>,
-    pub bias: Option<Param<Tensor<1>>>,
-    pub stride: [usize; 2],
-    pub kernel_size: [usize; 2],
-    pub dilation: [usize; 2],
-    #[module(skip)]
-    pub padding: PaddingConfig2d,
+/// The layer struct, its constructors and `forward`, identical for both ranks but for types.
+macro_rules! fast_conv_layer {
+    ($(#[$doc:meta])* $name:ident, $burn:ident, $config:ident, $padding:ident, $dims:literal, $axes:literal) => {
+        $(#[$doc])*
+        #[derive(Module, Debug)]
+        pub struct $name {
+            pub weight: Param<Tensor<$dims>>,
+            pub bias: Option<Param<Tensor<1>>>,
+            pub stride: [usize; $axes],
+            pub kernel_size: [usize; $axes],
+            pub dilation: [usize; $axes],
+            #[module(skip)]
+            pub padding: $padding,
+        }
+
+        impl $name {
+            #[doc = concat!("Initialises the layer exactly as `config.init(device)` would a Burn `", stringify!($burn), "`.")]
+            pub fn new(config: &$config, device: &Device) -> Result<Self, ConvError> {
+                check_groups(config.groups)?;
+                Self::from_burn(config.init(device))
+            }
+
+            #[doc = concat!("Takes over the parameters of a Burn `", stringify!($burn), "` (groups must be 1).")]
+            pub fn from_burn(conv: $burn) -> Result<Self, ConvError> {
+                check_groups(conv.groups)?;
+                Ok(Self {
+                    weight: conv.weight,
+                    bias: conv.bias,
+                    stride: conv.stride,
+                    kernel_size: conv.kernel_size,
+                    dilation: conv.dilation,
+                    padding: conv.padding,
+                })
+            }
+
+            #[doc = concat!("Like Burn's `", stringify!($burn), "::forward`.")]
+            ///
+            /// # Panics
+            /// With the [`ConvError`] message when the input does not fit the layer (use
+            /// `try_forward` to handle it).
+            pub fn forward(&self, x: Tensor<$dims>) -> Tensor<$dims> {
+                self.try_forward(x)
+                    .unwrap_or_else(|e| panic!("{}: {e}", stringify!($name)))
+            }
+
+            fn options(&self, padding: [(usize, usize); $axes]) -> Result<ConvOptions<$axes>, ConvError> {
+                if self.stride.contains(&0) || self.dilation.contains(&0) {
+                    return Err(ConvError::ZeroStepOrDilation);
+                }
+                Ok(ConvOptions::new_with_padding(self.stride, padding, self.dilation, 1))
+            }
+        }
+    };
 }
 
+fast_conv_layer!(
+    /// A 2-D convolution layer: `weight [out, in, kH, kW]`, `bias [out]`.
+    FastConv2d, Conv2d, Conv2dConfig, PaddingConfig2d, 4, 2
+);
+fast_conv_layer!(
+    /// A 3-D convolution layer: `weight [out, in, kD, kH, kW]`, `bias [out]`.
+    FastConv3d, Conv3d, Conv3dConfig, PaddingConfig3d, 5, 3
+);
+
 impl FastConv2d {
-    /// Initialises the layer exactly as `config.init(device)` would a Burn `Conv2d`.
-    pub fn new(config: &Conv2dConfig, device: &Device) -> Result<Self, ConvError> {
-        check_groups(config.groups)?;
-        Self::from_burn(config.init(device))
-    }
-
-    /// Takes over the parameters of a Burn `Conv2d` (groups must be 1).
-    pub fn from_burn(conv: Conv2d) -> Result<Self, ConvError> {
-        check_groups(conv.groups)?;
-        Ok(Self {
-            weight: conv.weight,
-            bias: conv.bias,
-            stride: conv.stride,
-            kernel_size: conv.kernel_size,
-            dilation: conv.dilation,
-            padding: conv.padding,
-        })
-    }
-
     /// `x [batch, in, H, W]` to `[batch, out, oH, oW]`, or why the shapes do not fit.
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>, ConvError> {
-        if self.stride.contains(&0) || self.dilation.contains(&0) {
-            return Err(ConvError::ZeroStepOrDilation);
-        }
         let [_, _, h, w] = x.dims();
         let padding = match self.padding {
             PaddingConfig2d::Valid => [(0, 0); 2],
@@ -75,63 +105,14 @@ impl FastConv2d {
             ],
             PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
         };
-        let options = ConvOptions::new_with_padding(self.stride, padding, self.dilation, 1);
-        conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(Param::val),
-            &options,
-        )
+        let bias = self.bias.as_ref().map(Param::val);
+        conv2d(x, self.weight.val(), bias, &self.options(padding)?)
     }
-
-    /// Like Burn's `Conv2d::forward`.
-    ///
-    /// # Panics
-    /// With the [`ConvError`] message when the input does not fit the layer (use
-    /// [`Self::try_forward`] to handle it).
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.try_forward(x)
-            .unwrap_or_else(|e| panic!("FastConv2d: {e}"))
-    }
-}
-
-/// A 3-D convolution layer: `weight [out, in, kD, kH, kW]`, `bias [out]`.
-#[derive(Module, Debug)]
-pub struct FastConv3d {
-    pub weight: Param<Tensor<5>>,
-    pub bias: Option<Param<Tensor<1>>>,
-    pub stride: [usize; 3],
-    pub kernel_size: [usize; 3],
-    pub dilation: [usize; 3],
-    #[module(skip)]
-    pub padding: PaddingConfig3d,
 }
 
 impl FastConv3d {
-    /// Initialises the layer exactly as `config.init(device)` would a Burn `Conv3d`.
-    pub fn new(config: &Conv3dConfig, device: &Device) -> Result<Self, ConvError> {
-        check_groups(config.groups)?;
-        Self::from_burn(config.init(device))
-    }
-
-    /// Takes over the parameters of a Burn `Conv3d` (groups must be 1).
-    pub fn from_burn(conv: Conv3d) -> Result<Self, ConvError> {
-        check_groups(conv.groups)?;
-        Ok(Self {
-            weight: conv.weight,
-            bias: conv.bias,
-            stride: conv.stride,
-            kernel_size: conv.kernel_size,
-            dilation: conv.dilation,
-            padding: conv.padding,
-        })
-    }
-
     /// `x [batch, in, D, H, W]` to `[batch, out, oD, oH, oW]`, or why the shapes do not fit.
     pub fn try_forward(&self, x: Tensor<5>) -> Result<Tensor<5>, ConvError> {
-        if self.stride.contains(&0) || self.dilation.contains(&0) {
-            return Err(ConvError::ZeroStepOrDilation);
-        }
         let [_, _, d, h, w] = x.dims();
         let padding = match self.padding {
             PaddingConfig3d::Valid => [(0, 0); 3],
@@ -141,22 +122,7 @@ impl FastConv3d {
             }
             PaddingConfig3d::Explicit(pd, ph, pw) => [(pd, pd), (ph, ph), (pw, pw)],
         };
-        let options = ConvOptions::new_with_padding(self.stride, padding, self.dilation, 1);
-        conv3d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(Param::val),
-            &options,
-        )
-    }
-
-    /// Like Burn's `Conv3d::forward`.
-    ///
-    /// # Panics
-    /// With the [`ConvError`] message when the input does not fit the layer (use
-    /// [`Self::try_forward`] to handle it).
-    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
-        self.try_forward(x)
-            .unwrap_or_else(|e| panic!("FastConv3d: {e}"))
+        let bias = self.bias.as_ref().map(Param::val);
+        conv3d(x, self.weight.val(), bias, &self.options(padding)?)
     }
 }
