@@ -1,9 +1,10 @@
 //! Speed of the fast convolution against Burn's own, forward and forward+backward, on the Flex
-//! CPU backend. Usage: `cargo bench -p medas-nn --bench conv [-- REPEATS [CASE]]`.
+//! CPU backend. Usage: `cargo bench -p medas-nn --bench conv [-- REPEATS [CASE [ours]]]`
+//! (`ours` skips Burn's convolution, for profiling).
 //!
 //! Forward runs on `Device::flex()`; forward+backward on `Device::flex().autodiff()` with input,
 //! weight and bias all requiring gradients and `loss = Σ y`. Each figure is the median of
-//! REPEATS runs (default 10) after two warm-up runs. One `RESULT` line per case is printed for
+//! REPEATS runs (default 10; 3 for the large layer) after two warm-up runs. One `RESULT` line per case is printed for
 //! scripts/bench-conv, which puts PyTorch beside it.
 
 use std::time::Instant;
@@ -13,6 +14,8 @@ use medas_nn::conv::{conv2d, conv3d};
 
 struct Case {
     name: &'static str,
+    /// At most this many timed runs (Burn's backward of the large layer takes seconds).
+    max_repeats: usize,
     /// `[batch, in, (D,) H, W]`, 4 or 5 values.
     input: &'static [usize],
     out_channels: usize,
@@ -22,18 +25,21 @@ struct Case {
 const CASES: [Case; 3] = [
     Case {
         name: "conv2d_4x16x128x128_16_k3",
+        max_repeats: 100,
         input: &[4, 16, 128, 128],
         out_channels: 16,
         kernel: 3,
     },
     Case {
         name: "conv2d_8x32x256x256_32_k3",
+        max_repeats: 3,
         input: &[8, 32, 256, 256],
         out_channels: 32,
         kernel: 3,
     },
     Case {
         name: "conv3d_2x8x32x32x32_8_k3",
+        max_repeats: 100,
         input: &[2, 8, 32, 32, 32],
         out_channels: 8,
         kernel: 3,
@@ -115,12 +121,18 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let repeats = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let only = args.get(1).cloned().unwrap_or_default();
+    let ours_only = args.get(2).is_some_and(|a| a == "ours");
     println!(
         "{:<28} {:>10} {:>10} {:>7} {:>12} {:>12} {:>7}",
         "case", "burn fwd", "ours fwd", "ratio", "burn f+b", "ours f+b", "ratio"
     );
     for case in CASES.iter().filter(|c| c.name.contains(&only)) {
-        let (burn_fwd, burn_both) = time_case(case, false, repeats);
+        let repeats = repeats.min(case.max_repeats);
+        let (burn_fwd, burn_both) = if ours_only {
+            (f64::NAN, f64::NAN)
+        } else {
+            time_case(case, false, repeats)
+        };
         let (ours_fwd, ours_both) = time_case(case, true, repeats);
         let ms = |s: f64| format!("{:.1} ms", s * 1e3);
         println!(

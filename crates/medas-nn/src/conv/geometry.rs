@@ -113,9 +113,11 @@ impl ConvGeometry {
     }
 
     /// Output rows per cache tile: the im2col tile (`col_rows` x tile columns) should stay
-    /// around `TILE_ELEMENTS` values so it lives in L2 while the GEMM streams over it.
+    /// around `TILE_ELEMENTS` values (128 KB of f32) so it lives in L2 while the GEMM packs and
+    /// streams over it. 16K-64K measured alike on the benchmark layers (docs/benchmarks.md);
+    /// 96K and more were slower in 2-D.
     pub fn rows_per_tile(&self) -> usize {
-        const TILE_ELEMENTS: usize = 96 * 1024;
+        const TILE_ELEMENTS: usize = 32 * 1024;
         let columns = (TILE_ELEMENTS / self.col_rows().max(1)).max(64);
         (columns / self.output[2].max(1)).clamp(1, self.output_rows())
     }
