@@ -419,3 +419,46 @@ fn layer_matches_burn_conv2d_module() {
         );
     }
 }
+
+#[test]
+fn plain_device_and_constant_input_work() {
+    // Inference device (no autodiff): only the Flex forward runs.
+    let plain = Device::flex();
+    let make = |shape: [usize; 4], seed| {
+        Tensor::<4>::from_data(
+            TensorData::new(values(shape.iter().product(), seed), shape),
+            &plain,
+        )
+    };
+    let (x, w) = (make([2, 3, 8, 9], 41), make([4, 3, 3, 3], 42));
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    let ours = conv2d(x.clone(), w.clone(), None, &options).unwrap();
+    let burn = module::conv2d(x, w, None, options.clone());
+    assert_close("inference forward", &to_vec(ours), &to_vec(burn));
+
+    // A first layer: the input is a constant, only the weight and bias get gradients.
+    let x = Tensor::<4>::from_data(
+        TensorData::new(values(2 * 3 * 8 * 9, 43), [2, 3, 8, 9]),
+        &device(),
+    );
+    let (w, b) = (tensor([4, 3, 3, 3], 44), tensor([4], 45));
+    let grads = conv2d(x.clone(), w.clone(), Some(b.clone()), &options)
+        .unwrap()
+        .sum()
+        .backward();
+    let (w2, b2) = (tensor([4, 3, 3, 3], 44), tensor([4], 45));
+    let burn_grads = module::conv2d(x.clone(), w2.clone(), Some(b2.clone()), options)
+        .sum()
+        .backward();
+    assert!(x.grad(&grads).is_none());
+    assert_close(
+        "constant input dweight",
+        &to_vec(w.grad(&grads).unwrap()),
+        &to_vec(w2.grad(&burn_grads).unwrap()),
+    );
+    assert_close(
+        "constant input dbias",
+        &to_vec(b.grad(&grads).unwrap()),
+        &to_vec(b2.grad(&burn_grads).unwrap()),
+    );
+}
