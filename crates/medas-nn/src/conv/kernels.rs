@@ -6,7 +6,6 @@
 //! `x [batch, in, D, H, W]`, `weight [out, in, kD, kH, kW]`, `dy [batch, out, oD, oH, oW]`.
 
 use std::ops::Range;
-use std::sync::Mutex;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -26,54 +25,6 @@ impl<T> SharedMut<T> {
     /// A method (not field access) so closures capture the whole `Send` wrapper.
     fn get(self) -> *mut T {
         self.0
-    }
-}
-
-/// im2col buffers handed from one rayon job to the next within a call: rayon calls a
-/// `for_each_init` / `fold` initialiser once per job split, and a fresh 100+ KB allocation each
-/// time showed up as page faults in profiles.
-struct Scratch<T>(Mutex<Vec<Vec<T>>>);
-
-impl<T> Default for Scratch<T> {
-    fn default() -> Self {
-        Self(Mutex::new(Vec::new()))
-    }
-}
-
-impl<T> Scratch<T> {
-    fn take(&self) -> ScratchBuffer<'_, T> {
-        let buffer = self.0.lock().map(|mut free| free.pop()).ok().flatten();
-        ScratchBuffer {
-            buffer: buffer.unwrap_or_default(),
-            home: self,
-        }
-    }
-}
-
-/// A buffer that returns to its [`Scratch`] when the job that used it ends.
-struct ScratchBuffer<'a, T> {
-    buffer: Vec<T>,
-    home: &'a Scratch<T>,
-}
-
-impl<T> std::ops::Deref for ScratchBuffer<'_, T> {
-    type Target = Vec<T>;
-    fn deref(&self) -> &Vec<T> {
-        &self.buffer
-    }
-}
-
-impl<T> std::ops::DerefMut for ScratchBuffer<'_, T> {
-    fn deref_mut(&mut self) -> &mut Vec<T> {
-        &mut self.buffer
-    }
-}
-
-impl<T> Drop for ScratchBuffer<'_, T> {
-    fn drop(&mut self) {
-        if let Ok(mut free) = self.home.0.lock() {
-            free.push(std::mem::take(&mut self.buffer));
-        }
     }
 }
 
@@ -173,10 +124,9 @@ pub fn forward<T: ConvFloat>(
     let (plane_in, plane_out) = (g.in_channels * g.input_plane(), g.output_plane());
     let mut y = vec![T::ZERO; g.batch * g.out_channels * plane_out];
     let y_ptr = SharedMut(y.as_mut_ptr());
-    let scratch = Scratch::default();
-    tasks(g).into_par_iter().for_each_init(
-        || scratch.take(),
-        |buffer, (n, rows)| {
+    tasks(g)
+        .into_par_iter()
+        .for_each_init(Vec::new, |buffer, (n, rows)| {
             let columns = rows.len() * g.output[2];
             let col = col_operand(g, &x[n * plane_in..(n + 1) * plane_in], &rows, buffer);
             let lhs = Operand {
@@ -197,8 +147,7 @@ pub fn forward<T: ConvFloat>(
                 let shape = [g.out_channels, columns, g.col_rows()];
                 matmul(shape, dst, plane_out as isize, bias.is_some(), lhs, col);
             }
-        },
-    );
+        });
     y
 }
 
@@ -322,11 +271,10 @@ pub fn backward_weight_bias<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -
     let (plane_in, plane_out) = (g.in_channels * g.input_plane(), g.output_plane());
     let weight_len = g.out_channels * g.col_rows();
     let zero = || (vec![T::ZERO; weight_len], vec![T::ZERO; g.out_channels]);
-    let scratch = Scratch::default();
     tasks(g)
         .into_par_iter()
         .fold(
-            || (zero(), scratch.take()),
+            || (zero(), Vec::new()),
             |((mut dw, mut db), mut buffer), (n, rows)| {
                 let columns = rows.len() * g.output[2];
                 let first = n * g.out_channels * plane_out + rows.start * g.output[2];
