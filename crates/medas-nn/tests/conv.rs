@@ -462,3 +462,15 @@ fn plain_device_and_constant_input_work() {
         &to_vec(b2.grad(&burn_grads).unwrap()),
     );
 }
+
+#[test]
+fn weights_of_a_burn_conv3d_load_into_fast_conv3d() {
+    use burn::module::Module;
+    let config = burn::nn::conv::Conv3dConfig::new([2, 3], [3, 3, 1]);
+    let burn_layer = config.init(&device());
+    let expected = to_vec(burn_layer.weight.val());
+    let fast = FastConv3d::new(&config, &device()).unwrap();
+    assert_ne!(to_vec(fast.weight.val()), expected, "fresh layers differ");
+    let fast = fast.try_load_record(burn_layer.into_record()).unwrap();
+    assert_eq!(to_vec(fast.weight.val()), expected);
+}
