@@ -1,7 +1,8 @@
 //! The convolution as a Burn backend extension: a fast Flex implementation and its hand-written
 //! backward under `Autodiff<Flex>`.
 //!
-//! Other backends get the trait's default body, Burn's own `conv3d`, which is correct but slower.
+//! The trait's default body is Burn's own `conv3d`: correct but slower, for any backend added to
+//! the `backend_extension` list without a fast implementation.
 
 use burn::backend::autodiff::{
     Autodiff,

@@ -2,16 +2,29 @@
 //!
 //! Burn 0.22's Flex backend computes the weight gradient as a forward convolution over
 //! batch-swapped tensors, which is slow on CPU. Here the forward pass is im2col + GEMM over
-//! cache-sized tiles, the input gradient is GEMM + col2im and the weight gradient is a GEMM of the
-//! output gradient with the im2col matrix, accumulated over the batch; see [`kernels`].
+//! cache-sized tiles of output rows, rayon-parallel over (batch item, tile); the input gradient is
+//! a forward convolution of the output gradient with the flipped weight when the stride is 1, and
+//! GEMM + col2im otherwise; the weight gradient is a GEMM of the output gradient with the im2col
+//! matrix, accumulated over the batch, and the bias gradient a sum (see `kernels.rs`).
 //!
 //! Use [`conv2d`] / [`conv3d`] like `burn::tensor::module::conv2d` / `conv3d` (same layouts:
 //! `x [batch, in, (D,) H, W]`, `weight [out, in, (kD,) kH, kW]`, `bias [out]`, the same
-//! [`ConvOptions`]), or the [`FastConv2d`] / [`FastConv3d`] modules in place of
-//! `burn::nn::conv::Conv2d` / `Conv3d`. Both check shapes and return a [`ConvError`] instead of
-//! panicking. The fast path runs on the Flex CPU backend (with or without autodiff) for f32 and
-//! f64 tensors; other backends fall back to Burn's own convolution.
-
+//! [`ConvOptions`], per-side padding allowed), or the [`FastConv2d`] / [`FastConv3d`] modules in
+//! place of `burn::nn::conv::Conv2d` / `Conv3d`:
+//!
+//! ```text
+//! #[derive(Module, Debug)]
+//! struct Block { conv: FastConv3d, norm: BatchNorm }
+//! let conv = FastConv3d::new(&Conv3dConfig::new([8, 16], [3, 3, 3])
+//!     .with_padding(PaddingConfig3d::Explicit(1, 1, 1)), &device)?;   // same config as Burn's
+//! let y = block.conv.forward(x);            // or try_forward(x) -> Result<_, ConvError>
+//! ```
+//!
+//! Their parameters are Burn's (`weight`, `bias`), so a record saved from a Burn `Conv3d` loads
+//! into a `FastConv3d`. Both entry points check shapes and return a [`ConvError`] rather than
+//! panicking. The kernels run on the Flex CPU backend, with or without autodiff, for f32 and f64
+//! tensors (the f64 path serves the finite-difference tests). The extension trait's default body
+//! is Burn's own `conv3d`, which a backend added to its list would get.
 mod backend;
 mod geometry;
 mod im2col;
