@@ -118,7 +118,10 @@ fn time_case(case: &Case, ours: bool, repeats: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let repeats = args.first().and_then(|a| a.parse().ok()).unwrap_or(10);
     let only = args.get(1).cloned().unwrap_or_default();
     let ours_only = args.get(2).is_some_and(|a| a == "ours");
