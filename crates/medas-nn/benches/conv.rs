@@ -22,7 +22,7 @@ struct Case {
     kernel: usize,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 4] = [
     Case {
         name: "conv2d_4x16x128x128_16_k3",
         max_repeats: 100,
@@ -42,6 +42,14 @@ const CASES: [Case; 3] = [
         max_repeats: 100,
         input: &[2, 8, 32, 32, 32],
         out_channels: 8,
+        kernel: 3,
+    },
+    // A deep U-Net level at batch 1: one tile, so the GEMMs themselves are split across threads.
+    Case {
+        name: "conv3d_1x32x8x8x8_64_k3",
+        max_repeats: 100,
+        input: &[1, 32, 8, 8, 8],
+        out_channels: 64,
         kernel: 3,
     },
 ];

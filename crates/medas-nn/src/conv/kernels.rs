@@ -36,7 +36,8 @@ struct Operand<T> {
     col_stride: isize,
 }
 
-/// `dst [m, n] (+)= lhs [m, k] x rhs [k, n]`, single-threaded (callers parallelise).
+/// `dst [m, n] (+)= lhs [m, k] x rhs [k, n]`, threaded only as `parallelism` says (callers
+/// parallelise over tasks; see [`inner_parallelism`]).
 ///
 /// # Safety
 /// Every operand must be valid for its extent and `dst` must not alias `lhs` or `rhs`.
@@ -47,6 +48,7 @@ unsafe fn matmul<T: ConvFloat>(
     accumulate: bool,
     lhs: Operand<T>,
     rhs: Operand<T>,
+    parallelism: Parallelism,
 ) {
     unsafe {
         gemm::gemm(
@@ -68,8 +70,19 @@ unsafe fn matmul<T: ConvFloat>(
             false,
             false,
             false,
-            Parallelism::None,
+            parallelism,
         );
+    }
+}
+
+/// Too few tasks (batch 1 of a deep, small-image layer is a single tile) cannot keep every core
+/// busy on their own: then gemm also splits each product across the pool.
+fn inner_parallelism(task_count: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && task_count < 2 * threads {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
     }
 }
 
@@ -124,7 +137,9 @@ pub fn forward<T: ConvFloat>(
     let (plane_in, plane_out) = (g.in_channels * g.input_plane(), g.output_plane());
     let mut y = vec![T::ZERO; g.batch * g.out_channels * plane_out];
     let y_ptr = SharedMut(y.as_mut_ptr());
-    tasks(g)
+    let tasks = tasks(g);
+    let parallelism = inner_parallelism(tasks.len());
+    tasks
         .into_par_iter()
         .for_each_init(Vec::new, |buffer, (n, rows)| {
             let columns = rows.len() * g.output[2];
@@ -145,7 +160,15 @@ pub fn forward<T: ConvFloat>(
                     }
                 }
                 let shape = [g.out_channels, columns, g.col_rows()];
-                matmul(shape, dst, plane_out as isize, bias.is_some(), lhs, col);
+                matmul(
+                    shape,
+                    dst,
+                    plane_out as isize,
+                    bias.is_some(),
+                    lhs,
+                    col,
+                    parallelism,
+                );
             }
         });
     y
@@ -167,6 +190,7 @@ pub fn backward_input<T: ConvFloat>(g: &ConvGeometry, weight: &[T], dy: &[T]) ->
     let per_block = g.in_channels.div_ceil(blocks);
     let mut dx = vec![T::ZERO; g.batch * g.in_channels * plane_in];
     let tiles = row_tiles(g);
+    let parallelism = inner_parallelism(g.batch * g.in_channels.div_ceil(per_block));
     let batch_len = g.in_channels * plane_in;
     dx.par_chunks_mut(batch_len)
         .enumerate()
@@ -176,7 +200,8 @@ pub fn backward_input<T: ConvFloat>(g: &ConvGeometry, weight: &[T], dy: &[T]) ->
                 .enumerate()
                 .for_each_init(Vec::new, |buffer, (block, dx_block)| {
                     let c0 = block * per_block;
-                    input_block_gradient(g, &weight[c0 * taps..], dy_n, &tiles, buffer, dx_block);
+                    let weight = &weight[c0 * taps..];
+                    input_block_gradient(g, weight, dy_n, &tiles, parallelism, buffer, dx_block);
                 });
         });
     dx
@@ -229,6 +254,7 @@ fn input_block_gradient<T: ConvFloat>(
     weight: &[T],
     dy_n: &[T],
     tiles: &[Range<usize>],
+    parallelism: Parallelism,
     buffer: &mut Vec<T>,
     dx_block: &mut [T],
 ) {
@@ -259,6 +285,7 @@ fn input_block_gradient<T: ConvFloat>(
                 false,
                 lhs,
                 rhs,
+                parallelism,
             )
         };
         col2im_tile(g, buffer, rows, channels, dx_block);
@@ -271,7 +298,9 @@ pub fn backward_weight_bias<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -
     let (plane_in, plane_out) = (g.in_channels * g.input_plane(), g.output_plane());
     let weight_len = g.out_channels * g.col_rows();
     let zero = || (vec![T::ZERO; weight_len], vec![T::ZERO; g.out_channels]);
-    tasks(g)
+    let tasks = tasks(g);
+    let parallelism = inner_parallelism(tasks.len());
+    tasks
         .into_par_iter()
         .fold(
             || (zero(), Vec::new()),
@@ -306,6 +335,7 @@ pub fn backward_weight_bias<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -
                         true,
                         lhs,
                         rhs,
+                        parallelism,
                     )
                 };
                 ((dw, db), buffer)
