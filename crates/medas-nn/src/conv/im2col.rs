@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 use super::ConvFloat;
 use super::geometry::ConvGeometry;
 
@@ -84,37 +86,59 @@ fn for_each_row(
 }
 
 /// Fills `col` (`in_channels * taps` rows of `rows.len() * output[2]` columns) from one batch
-/// item `x` (`[in, D, H, W]`, contiguous).
-pub fn im2col_tile<T: ConvFloat>(g: &ConvGeometry, x: &[T], rows: &Range<usize>, col: &mut [T]) {
-    let columns = rows.len() * g.output[2];
-    let taps = g.kernel_volume();
+/// item `x` (`[in, D, H, W]`, contiguous). With `parallel`, channels are split across the rayon
+/// pool: for a lone task (batch 1, small image) im2col would otherwise run on one core while the
+/// GEMM after it uses all of them.
+pub fn im2col_tile<T: ConvFloat>(
+    g: &ConvGeometry,
+    x: &[T],
+    rows: &Range<usize>,
+    col: &mut [T],
+    parallel: bool,
+) {
+    let block = rows.len() * g.output[2] * g.kernel_volume();
     let plane = g.input_plane();
+    let col = &mut col[..g.in_channels * block];
+    let channel = |(c, dst): (usize, &mut [T])| {
+        im2col_channel(g, &x[c * plane..(c + 1) * plane], rows, dst);
+    };
+    if parallel {
+        col.par_chunks_mut(block).enumerate().for_each(channel);
+    } else {
+        col.chunks_mut(block).enumerate().for_each(channel);
+    }
+}
+
+/// The `taps` rows of one input channel `src` (one plane).
+fn im2col_channel<T: ConvFloat>(g: &ConvGeometry, src: &[T], rows: &Range<usize>, dst: &mut [T]) {
+    let columns = rows.len() * g.output[2];
     let stride = g.stride[2];
     let out_w = g.output[2];
-    for channel in 0..g.in_channels {
-        let src = &x[channel * plane..(channel + 1) * plane];
-        let dst = &mut col[channel * taps * columns..(channel + 1) * taps * columns];
-        for_each_row(g, rows, |tap, at, row_start, span| {
-            // Every value of the tile is written exactly once: zeros where the tap reads padding.
-            let segment = &mut dst[tap * columns + at..][..out_w];
-            let Some(row_start) = row_start else {
-                segment.fill(T::ZERO);
-                return;
-            };
+    for_each_row(g, rows, |tap, at, row_start, span| {
+        // Every value of the tile is written exactly once: zeros where the tap reads padding.
+        let segment = &mut dst[tap * columns + at..][..out_w];
+        let Some(row_start) = row_start else {
+            segment.fill(T::ZERO);
+            return;
+        };
+        // Most rows need no padding at either end; skip the (library-call) fills then.
+        if span.lo > 0 {
             segment[..span.lo].fill(T::ZERO);
+        }
+        if span.hi < out_w {
             segment[span.hi..].fill(T::ZERO);
-            let out = &mut segment[span.lo..span.hi];
-            let first =
-                (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;
-            if stride == 1 {
-                out.copy_from_slice(&src[first..first + out.len()]);
-            } else {
-                for (i, value) in out.iter_mut().enumerate() {
-                    *value = src[first + i * stride];
-                }
+        }
+        let out = &mut segment[span.lo..span.hi];
+        let first =
+            (row_start as isize + span.lo as isize * stride as isize + span.offset) as usize;
+        if stride == 1 {
+            out.copy_from_slice(&src[first..first + out.len()]);
+        } else {
+            for (i, value) in out.iter_mut().enumerate() {
+                *value = src[first + i * stride];
             }
-        });
-    }
+        }
+    });
 }
 
 /// Adds the column-matrix tile `col` (the rows of `channels` consecutive input channels) back
@@ -224,7 +248,7 @@ mod tests {
                 .collect();
             let rows = 0..g.output_rows();
             let mut col = vec![f64::NAN; g.col_rows() * g.output_plane()];
-            im2col_tile(&g, &x, &rows, &mut col);
+            im2col_tile(&g, &x, &rows, &mut col, true);
             assert_eq!(
                 col,
                 naive_col(&g, &x),
@@ -250,7 +274,7 @@ mod tests {
         for rows in [0..3, 3..7] {
             let width = rows.len() * g.output[2];
             let mut col = vec![0.0; g.col_rows() * width];
-            im2col_tile(&g, &x, &rows, &mut col);
+            im2col_tile(&g, &x, &rows, &mut col, false);
             for r in 0..g.col_rows() {
                 let start = r * columns + rows.start * g.output[2];
                 assert_eq!(

@@ -103,12 +103,14 @@ fn tasks(g: &ConvGeometry) -> Vec<(usize, Range<usize>)> {
 }
 
 /// The im2col matrix of one tile as a GEMM operand `[in*taps, tile columns]`; pointwise
-/// convolutions use the input itself, anything else is written into `buffer`.
+/// convolutions use the input itself, anything else is written into `buffer` (by the whole pool
+/// when the GEMMs get it too).
 fn col_operand<T: ConvFloat>(
     g: &ConvGeometry,
     x_n: &[T],
     rows: &Range<usize>,
     buffer: &mut Vec<T>,
+    parallelism: Parallelism,
 ) -> Operand<T> {
     let columns = rows.len() * g.output[2];
     if g.is_pointwise() {
@@ -119,7 +121,13 @@ fn col_operand<T: ConvFloat>(
         };
     }
     buffer.resize(g.col_rows() * columns, T::ZERO);
-    im2col_tile(g, x_n, rows, buffer);
+    im2col_tile(
+        g,
+        x_n,
+        rows,
+        buffer,
+        matches!(parallelism, Parallelism::Rayon(_)),
+    );
     Operand {
         ptr: buffer.as_ptr(),
         row_stride: columns as isize,
@@ -143,7 +151,13 @@ pub fn forward<T: ConvFloat>(
         .into_par_iter()
         .for_each_init(Vec::new, |buffer, (n, rows)| {
             let columns = rows.len() * g.output[2];
-            let col = col_operand(g, &x[n * plane_in..(n + 1) * plane_in], &rows, buffer);
+            let col = col_operand(
+                g,
+                &x[n * plane_in..(n + 1) * plane_in],
+                &rows,
+                buffer,
+                parallelism,
+            );
             let lhs = Operand {
                 ptr: weight.as_ptr(),
                 row_stride: g.col_rows() as isize,
@@ -307,7 +321,8 @@ pub fn backward_weight_bias<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -
             |((mut dw, mut db), mut buffer), (n, rows)| {
                 let columns = rows.len() * g.output[2];
                 let first = n * g.out_channels * plane_out + rows.start * g.output[2];
-                let col = col_operand(g, &x[n * plane_in..(n + 1) * plane_in], &rows, &mut buffer);
+                let x_n = &x[n * plane_in..(n + 1) * plane_in];
+                let col = col_operand(g, x_n, &rows, &mut buffer, parallelism);
                 for (o, sum) in db.iter_mut().enumerate() {
                     let start = first + o * plane_out;
                     *sum += dy[start..start + columns]
