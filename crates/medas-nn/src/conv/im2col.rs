@@ -24,23 +24,29 @@ struct WidthSpan {
 }
 
 fn width_span(g: &ConvGeometry, kw: usize) -> WidthSpan {
-    let stride = g.stride[2] as isize;
-    let offset = (kw * g.dilation[2]) as isize - g.pad_before[2] as isize;
-    let width = g.input[2] as isize;
-    // First output column whose input column is >= 0, and first whose input column is >= width.
+    axis_span(g, 2, kw)
+}
+
+/// Output positions `lo..hi` along `axis` whose input position for kernel tap `tap` lies inside
+/// the input; output position `o` reads input position `o * stride + offset`.
+fn axis_span(g: &ConvGeometry, axis: usize, tap: usize) -> WidthSpan {
+    let stride = g.stride[axis] as isize;
+    let offset = (tap * g.dilation[axis]) as isize - g.pad_before[axis] as isize;
+    let size = g.input[axis] as isize;
+    // First output position whose input position is >= 0, and first whose is >= size.
     let lo = if offset >= 0 {
         0
     } else {
         (-offset + stride - 1) / stride
     };
-    let hi = if width - offset <= 0 {
+    let hi = if size - offset <= 0 {
         0
     } else {
-        (width - offset + stride - 1) / stride
+        (size - offset + stride - 1) / stride
     };
-    let out_w = g.output[2] as isize;
-    let lo = lo.min(out_w) as usize;
-    let hi = (hi.min(out_w) as usize).max(lo);
+    let out = g.output[axis] as isize;
+    let lo = lo.min(out) as usize;
+    let hi = (hi.min(out) as usize).max(lo);
     WidthSpan { lo, hi, offset }
 }
 
@@ -111,6 +117,10 @@ pub fn im2col_tile<T: ConvFloat>(
 
 /// The `taps` rows of one input channel `src` (one plane).
 fn im2col_channel<T: ConvFloat>(g: &ConvGeometry, src: &[T], rows: &Range<usize>, dst: &mut [T]) {
+    if g.stride[1] == 1 && g.stride[2] == 1 && g.input[2] == g.output[2] {
+        im2col_channel_merged(g, src, rows, dst);
+        return;
+    }
     let columns = rows.len() * g.output[2];
     let stride = g.stride[2];
     let out_w = g.output[2];
@@ -139,6 +149,90 @@ fn im2col_channel<T: ConvFloat>(g: &ConvGeometry, src: &[T], rows: &Range<usize>
             }
         }
     });
+}
+
+/// [`im2col_channel`] when output rows and input rows have the same length and unit stride in
+/// height and width (the usual "same" convolution): then, within one output depth plane, a
+/// tap's consecutive output rows read consecutive input rows at a constant offset, so each run of
+/// valid rows is one long copy, after which the few columns that fall in the left/right padding
+/// are zeroed. Rows of 8-32 values (3-D and deep layers) made per-row copies the main cost.
+fn im2col_channel_merged<T: ConvFloat>(
+    g: &ConvGeometry,
+    src: &[T],
+    rows: &Range<usize>,
+    dst: &mut [T],
+) {
+    let [kd_n, kh_n, kw_n] = g.kernel;
+    let (out_h, out_w) = (g.output[1], g.output[2]);
+    let columns = rows.len() * out_w;
+    let in_h = g.input[1];
+    for kd in 0..kd_n {
+        for kh in 0..kh_n {
+            let height = axis_span(g, 1, kh);
+            for kw in 0..kw_n {
+                let tap = (kd * kh_n + kh) * kw_n + kw;
+                let width = width_span(g, kw);
+                let dst = &mut dst[tap * columns..(tap + 1) * columns];
+                // One run per output depth plane that the tile touches.
+                let mut start = rows.start;
+                while start < rows.end {
+                    let od = start / out_h;
+                    let end = rows.end.min((od + 1) * out_h);
+                    let oh = (start - od * out_h)..(end - od * out_h);
+                    let at = (start - rows.start) * out_w;
+                    let run = &mut dst[at..at + oh.len() * out_w];
+                    let depth = input_coordinate(g, 0, od, kd);
+                    // Rows of the run whose input row exists.
+                    let valid = oh.start.max(height.lo)..oh.end.min(height.hi);
+                    match depth {
+                        Some(id) if !valid.is_empty() => {
+                            let first_valid = valid.start - oh.start;
+                            let last_valid = valid.end - oh.start;
+                            run[..first_valid * out_w].fill(T::ZERO);
+                            run[last_valid * out_w..].fill(T::ZERO);
+                            let ih = (valid.start as isize + height.offset) as usize;
+                            let source = (id * in_h + ih) * g.input[2];
+                            copy_valid_rows(
+                                &mut run[first_valid * out_w..last_valid * out_w],
+                                src,
+                                source,
+                                width,
+                                out_w,
+                            );
+                        }
+                        _ => run.fill(T::ZERO),
+                    }
+                    start = end;
+                }
+            }
+        }
+    }
+}
+
+/// Copies consecutive rows (each `out_w` long) that start at input index `source`, then zeroes
+/// the columns outside `width.lo..width.hi`, which the single long copy filled with neighbours.
+fn copy_valid_rows<T: ConvFloat>(
+    out: &mut [T],
+    src: &[T],
+    source: usize,
+    width: WidthSpan,
+    out_w: usize,
+) {
+    let rows = out.len() / out_w;
+    let first = width.lo;
+    let last = (rows - 1) * out_w + width.hi;
+    if first < last {
+        let from = (source as isize + first as isize + width.offset) as usize;
+        out[first..last].copy_from_slice(&src[from..from + (last - first)]);
+    }
+    for row in out.chunks_exact_mut(out_w) {
+        if width.lo > 0 {
+            row[..width.lo].fill(T::ZERO);
+        }
+        if width.hi < out_w {
+            row[width.hi..].fill(T::ZERO);
+        }
+    }
 }
 
 /// Adds the column-matrix tile `col` (the rows of `channels` consecutive input channels) back
