@@ -4,6 +4,7 @@
 //! [`burn::tensor::Device`]. [`ComputeDevice`] is the paper's "computing backend" choice and
 //! turns into that device.
 
+pub mod conv;
 pub mod device;
 pub mod infer;
 pub mod loss;
@@ -12,6 +13,7 @@ pub mod optim;
 pub mod ops;
 pub mod store;
 
+pub use conv::{ConvError, FastConv2d, FastConv3d};
 pub use device::{ComputeDevice, DeviceError};
 pub use infer::{InferError, SlidingWindowConfig};
 pub use nets::{Network, NetworkConfig, NetworkError, NetworkOutput, SegmentationOutput};

@@ -53,7 +53,7 @@ impl ModuleMapper for SeededInit {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (layer, field) = self.location();
-        let is_conv = layer.starts_with("Conv");
+        let is_conv = layer.starts_with("Conv") || layer.starts_with("FastConv");
         let dims = param.shape().dims::<D>();
         let fan_in = match (layer, field) {
             (_, "weight") if is_conv && D >= 3 => Some(dims[1] * dims[2..].iter().product::<usize>()),

@@ -3,7 +3,8 @@
 //! Burn's 2-D kernels (a reshape, no copy), so one network definition serves both.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig, Conv3d, Conv3dConfig, ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose3d, ConvTranspose3dConfig};
+use crate::conv::{FastConv2d, FastConv3d};
+use burn::nn::conv::{Conv2dConfig, Conv3dConfig, ConvTranspose2d, ConvTranspose2dConfig, ConvTranspose3d, ConvTranspose3dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::norm::{Normalization, NormalizationConfig};
 use burn::nn::{BatchNormConfig, GroupNormConfig, InstanceNormConfig, PaddingConfig2d, PaddingConfig3d};
@@ -96,31 +97,34 @@ impl LayerStyle {
     }
 }
 
-/// A convolution with "same" padding for odd kernels (or none for stride = kernel).
+/// A convolution with "same" padding for odd kernels (or none for stride = kernel), on our
+/// im2col + GEMM kernels (`crate::conv`: several times faster than Burn's backward on the CPU;
+/// the same parameters and layout as Burn's Conv2d/Conv3d).
 #[derive(Module, Debug)]
 pub enum Conv {
-    Two(Conv2d),
-    Three(Conv3d),
+    Two(FastConv2d),
+    Three(FastConv3d),
 }
 
 impl Conv {
     /// `kernel` and `stride` per axis (isotropic); padding keeps the size when stride is 1.
     pub fn new(spatial: Spatial, channels: [usize; 2], kernel: usize, stride: usize, bias: bool, device: &Device) -> Conv {
         let pad = if stride == 1 { kernel / 2 } else { 0 };
+        // The configs are valid by construction (positive sizes, groups 1).
         match spatial {
             Spatial::Two => Conv::Two(
-                Conv2dConfig::new(channels, [kernel; 2])
-                    .with_stride([stride; 2])
-                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                    .with_bias(bias)
-                    .init(device),
+                FastConv2d::new(
+                    &Conv2dConfig::new(channels, [kernel; 2]).with_stride([stride; 2]).with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad)).with_bias(bias),
+                    device,
+                )
+                .expect("a valid 2-D convolution"),
             ),
             Spatial::Three => Conv::Three(
-                Conv3dConfig::new(channels, [kernel; 3])
-                    .with_stride([stride; 3])
-                    .with_padding(PaddingConfig3d::Explicit(pad, pad, pad))
-                    .with_bias(bias)
-                    .init(device),
+                FastConv3d::new(
+                    &Conv3dConfig::new(channels, [kernel; 3]).with_stride([stride; 3]).with_padding(PaddingConfig3d::Explicit(pad, pad, pad)).with_bias(bias),
+                    device,
+                )
+                .expect("a valid 3-D convolution"),
             ),
         }
     }
