@@ -34,7 +34,9 @@ pub fn warp<T: Scalar>(input: &[T], shape: [usize; 3], out_shape: [usize; 3], ma
                 let start = line_start(map, l, out_shape);
                 for i in inside_range(map, start, out.len(), shape) {
                     let x = point(map, start, i);
-                    let at = |a: usize| ((x[a] + 0.5).floor() as usize).min(shape[a] - 1);
+                    // Inside the input x + 0.5 >= 0, where truncating is flooring: one
+                    // conversion instead of a libm floor and an unsigned conversion per axis.
+                    let at = |a: usize| ((x[a] + 0.5) as i64 as usize).min(shape[a] - 1);
                     out[i] = input[at(0) + shape[0] * (at(1) + shape[1] * at(2))];
                 }
             });
