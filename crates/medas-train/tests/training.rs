@@ -88,3 +88,24 @@ fn bad_configs_are_refused_with_the_reason() {
     assert!(error(&format!(r#"{{{network}, "epochs": 1}}"#)).contains("missing field `iterations_per_epoch`"));
     assert!(error(r#"{"network": {"name": "unet"}, "epochs": 1, "iterations_per_epoch": 1, "optimizer": {"name": "adam", "beta_1": 2}}"#).contains("beta_1"));
 }
+
+#[test]
+fn training_stops_when_validation_dice_stops_improving() {
+    let data = tempfile::tempdir().unwrap();
+    let (training, validation) = nuclei(&data.path().join("nuclei"));
+    // A learning rate too small to change the prediction: the second validation cannot beat
+    // the first, so patience 1 ends the run after two of five epochs.
+    let config = TrainConfig::from_json(
+        r#"{"network": {"name": "unet", "spatial": "2d", "in_channels": 3, "classes": 2, "depth": 2, "base_channels": 4},
+            "sampler": {"patch": [1, 32, 32], "batch_size": 2},
+            "schedule": {"learning_rate": 1e-12, "total_iterations": 0, "decay": {"name": "constant"}},
+            "epochs": 5, "iterations_per_epoch": 2, "patience": 1, "seed": 3}"#,
+    )
+    .unwrap();
+    let report = train(&config, training, &validation, &data.path().join("run"), false, &mut quiet).unwrap();
+    assert!(report.stopped_early);
+    assert_eq!(report.epochs_run, 2);
+    assert_eq!(report.best_epoch, Some(0));
+    let dice: Vec<f64> = report.metrics.iter().map(|m| m.validation_dice.unwrap()).collect();
+    assert!(dice[1] <= dice[0], "{dice:?}");
+}
