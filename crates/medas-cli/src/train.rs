@@ -11,7 +11,6 @@ use clap::Args;
 use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store;
 use medas_train::data::load_manifest_cases;
-use medas_train::train::classes_of;
 use medas_train::{TrainConfig, TrainEvent, train};
 
 #[derive(Args)]
@@ -59,7 +58,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if fold.train.is_empty() || fold.validation.is_empty() {
         bail!("the fold has {} training and {} validation cases; both must be non-empty", fold.train.len(), fold.validation.len());
     }
-    let classes = classes_of(&config.network);
+    let classes = config.network.classes();
     eprintln!("loading {} training and {} validation cases of {name}@v{}", fold.train.len(), fold.validation.len(), manifest.version);
     let training = load_manifest_cases(&manifest, Some(&fold.train), config.normalization, config.labels, classes)?;
     let validation = load_manifest_cases(&manifest, Some(&fold.validation), config.normalization, config.labels, classes)?;

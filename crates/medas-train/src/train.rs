@@ -152,7 +152,7 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
     check_cases(config, &training, validation)?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     let device = config.device.training();
-    let classes = classes_of(&config.network);
+    let classes = config.network.classes();
     let loss = config.loss.build(classes).map_err(config_error)?;
     let mut network = config.network.build_seeded(&device, config.seed).map_err(config_error)?;
     let mut optimizer = config.optimizer.init().map_err(config_error)?;
@@ -227,20 +227,6 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
         }
     }
     Ok(TrainReport { epochs_run: state.epochs_done, best_dice: state.best_dice, best_epoch: state.best_epoch, stopped_early, metrics: state.metrics })
-}
-
-/// The number of classes the network predicts.
-pub fn classes_of(network: &NetworkConfig) -> usize {
-    match network {
-        NetworkConfig::Vnet(c) => c.classes,
-        NetworkConfig::Unet(c)
-        | NetworkConfig::ResUnet(c)
-        | NetworkConfig::DenseUnet(c)
-        | NetworkConfig::DpUnet(c)
-        | NetworkConfig::Fcn(c)
-        | NetworkConfig::Classifier(c)
-        | NetworkConfig::Dpn(c) => c.classes,
-    }
 }
 
 fn check_cases(config: &TrainConfig, training: &[Volume], validation: &[Volume]) -> Result<(), TrainError> {

@@ -120,17 +120,27 @@ impl NetworkConfig {
             NetworkConfig::Classifier(c) => Body::Classifier(Classifier::new(&with_block(c, BlockKind::Plain)?, device)?),
             NetworkConfig::Dpn(c) => Body::Classifier(Classifier::new(&with_block(c, BlockKind::DualPath)?, device)?),
         };
-        let (spatial, in_channels) = match self {
-            NetworkConfig::Vnet(c) => (c.spatial, c.in_channels),
+        let (spatial, in_channels, _) = self.io();
+        Ok(Network { body, name, spatial, in_channels })
+    }
+
+    /// The number of classes the network predicts.
+    pub fn classes(&self) -> usize {
+        self.io().2
+    }
+
+    /// Spatial dimensionality, input channels and classes, whatever the network.
+    fn io(&self) -> (Spatial, usize, usize) {
+        match self {
+            NetworkConfig::Vnet(c) => (c.spatial, c.in_channels, c.classes),
             NetworkConfig::Unet(c)
             | NetworkConfig::ResUnet(c)
             | NetworkConfig::DenseUnet(c)
             | NetworkConfig::DpUnet(c)
             | NetworkConfig::Fcn(c)
             | NetworkConfig::Classifier(c)
-            | NetworkConfig::Dpn(c) => (c.spatial, c.in_channels),
-        };
-        Ok(Network { body, name, spatial, in_channels })
+            | NetworkConfig::Dpn(c) => (c.spatial, c.in_channels, c.classes),
+        }
     }
 }
 
