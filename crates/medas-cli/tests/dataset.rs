@@ -4,25 +4,9 @@
 
 use medas_testkit::{file, scratch_dir};
 use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-fn medas(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medas")).args(args).env("MEDAS_DATA", data).output().expect("run medas")
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = medas(data, args);
-    assert!(out.status.success(), "medas {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails(data: &Path, args: &[&str]) -> String {
-    let out = medas(data, args);
-    assert!(!out.status.success(), "medas {args:?} should fail");
-    let message = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!message.contains("panicked"), "{message}");
-    message
-}
+use support::{fails, ok};
 
 /// `images/{a,b,c,d}.nii.gz` from lung1 and brain1 with a `manifest.csv`; patient p1 has two.
 fn classification_folder(root: &Path) -> bool {

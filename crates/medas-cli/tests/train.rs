@@ -3,18 +3,9 @@
 //! has nothing left to do, and the errors a user meets first.
 
 use medas_testkit::scratch_dir;
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
-fn medas(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medas")).args(args).env("MEDAS_DATA", data).output().expect("run medas")
-}
-
-fn ok(data: &Path, args: &[&str]) -> String {
-    let out = medas(data, args);
-    assert!(out.status.success(), "medas {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+use support::{medas, ok};
 
 #[test]
 fn train_runs_on_a_generated_dataset_and_resumes() {
