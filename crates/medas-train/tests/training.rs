@@ -127,6 +127,6 @@ fn a_2d_unet_still_learns_nuclei_with_catalog_augmentations() {
     let losses: Vec<f64> = report.metrics.iter().map(|m| m.train_loss).collect();
     let dice = report.best_dice.unwrap();
     eprintln!("nuclei with augmentations: losses {losses:.3?}, best validation Dice {dice:.3} (epoch {:?})", report.best_epoch);
-    assert!(dice >= 0.7, "validation Dice {dice} after 90 steps with augmentations");
+    assert!(dice >= 0.75, "validation Dice {dice} after 90 steps with augmentations");
     assert!(losses[5] < 0.7 * losses[0], "the loss falls: {losses:?}");
 }
