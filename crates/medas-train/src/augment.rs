@@ -145,10 +145,9 @@ fn square_plane(params: &Params, [d, h, w]: [usize; 3]) -> Result<(), String> {
     };
     let mut axes = plane.chars();
     let (a, b) = (axes.next().unwrap_or('i'), axes.next().unwrap_or('j'));
-    if d > 1 || plane == "ij" {
-        if size(a) != size(b) {
-            return Err(format!("augment.rot90: the patch's {plane} plane is {} × {} voxels; quarter turns need a square plane (the sampler keeps the patch shape)", size(a), size(b)));
-        }
+    // A 2-D patch has no ik or jk plane: the tool itself refuses those.
+    if (d > 1 || plane == "ij") && size(a) != size(b) {
+        return Err(format!("augment.rot90: the patch's {plane} plane is {} × {} voxels; quarter turns need a square plane (the sampler keeps the patch shape)", size(a), size(b)));
     }
     Ok(())
 }
