@@ -6,12 +6,13 @@
 //!
 //! How a patch meets a tool: the patch's values (C, D, H, W, W fastest) are an image whose
 //! index axes i, j, k are W, H, D (k left out when D = 1), unit spacing, zero origin, identity
-//! direction. Geometric tools (those with a label port: flip, rot90, affine, elastic) and the
-//! bias field run once per channel with the same seed, so every channel gets the same draw and
-//! the same transform; the label (u8 classes) goes with the first channel and is resampled by
-//! nearest neighbour. Value-wise tools (noise, blur, gamma, brightness/contrast) run once on
-//! all channels as one multi-component image (no copy): one draw for the patch, noise
-//! independent per channel, gamma and contrast on the patch's joint range.
+//! direction. Geometric tools (those with a label port: flip, rot90, affine, elastic) run once
+//! per channel with the same seed, so every channel gets the same draw and the same transform
+//! (elastic takes scalar images only); the label (u8 classes) goes with the first channel and
+//! is resampled by nearest neighbour. Intensity tools (noise, blur, gamma,
+//! brightness/contrast, bias field) run once on all channels as one multi-component image: one
+//! draw for the patch, noise independent per channel, gamma and contrast on the patch's joint
+//! range, one bias field for every channel.
 //!
 //! Affine and elastic steps sample from the patch itself: what maps outside it is the tool's
 //! `fill_value` (0 by default, the z-scored mean) and class 0, as a crop-then-transform
@@ -47,18 +48,13 @@ fn always() -> f64 {
     1.0
 }
 
-/// Tools that are not geometric but must still see one channel at a time: their draw is a
-/// spatial field that every channel shares.
-const PER_CHANNEL_INTENSITY: [&str; 1] = ["augment.bias_field"];
-
 /// A checked step, ready to run.
 struct Planned {
     tool: Arc<dyn Tool>,
     params: Map<String, Value>,
     probability: f64,
-    /// The tool takes a label (a geometric tool).
+    /// The tool takes a label (a geometric tool): it runs per channel, the label with the first.
     moves_label: bool,
-    per_channel: bool,
 }
 
 /// The checked steps of a sampler config.
@@ -129,8 +125,7 @@ fn plan_step(step: &AugmentationStep, patch: [usize; 3]) -> Result<Planned, Stri
         square_plane(&resolved, patch)?;
     }
     let moves_label = spec.inputs.iter().any(|p| p.name == "label" && p.port_type == PortType::LabelImage);
-    let per_channel = moves_label || PER_CHANNEL_INTENSITY.contains(&spec.id.as_str());
-    let planned = Planned { tool, params: step.params.clone(), probability: step.probability, moves_label, per_channel };
+    let planned = Planned { tool, params: step.params.clone(), probability: step.probability, moves_label };
     planned.dry_run(patch)?;
     Ok(planned)
 }
@@ -173,7 +168,7 @@ impl Planned {
         let params = Params::resolve(self.tool.spec(), &params).map_err(|e| e.to_string())?;
         let shape = spatial_shape(values.patch);
         let per_patch = shape.iter().product::<usize>();
-        if !self.per_channel {
+        if !self.moves_label {
             let image = patch_image(&shape, values.channels, values.image.to_vec())?;
             let outputs = self.call(image, None, &params)?;
             return read_back(&outputs, "image", &shape, values.channels, values.image).map_err(|e| format!("{} {e}", self.tool.spec().id));
