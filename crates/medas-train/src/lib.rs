@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! dataset version + fold ──data::load──► Volume (C, D, H, W) f32 + label (D, H, W)
-//!   ──sampler (seeded patches, foreground over-sampling, flips/rot90; worker thread)──► batches
+//!   ──sampler (seeded patches, foreground over-sampling, flips/rot90, catalog augmentation
+//!     tools; worker thread)──► batches
 //!   ──train::run (loss, optimizer, schedule; validation Dice; early stopping)──► checkpoints,
 //!     metrics.jsonl, events
 //! ```
@@ -10,10 +11,12 @@
 //! Axes: an image's index axes i, j, k become the tensor's W, H, D (the order SimpleITK's
 //! arrays use); a 2-D image has D = 1; channels are the case's images and their components.
 
+pub mod augment;
 pub mod data;
 pub mod sampler;
 pub mod train;
 
 pub use data::{DataError, LabelMode, Normalization, Volume};
+pub use augment::AugmentationStep;
 pub use sampler::{PatchSampler, SamplerConfig};
 pub use train::{Checkpoint, EpochMetrics, TrainConfig, TrainError, TrainEvent, TrainReport, train};

@@ -43,6 +43,8 @@ pub struct TrainConfig {
     /// Learning rate by iteration; `total_iterations` is set to epochs × iterations_per_epoch.
     #[serde(default = "default_schedule")]
     pub schedule: ScheduleConfig,
+    /// Patches, flips/turns and on-the-fly augmentation with catalog tools
+    /// (`sampler.augmentations`, see [`SamplerConfig::augmentations`]).
     #[serde(default)]
     pub sampler: SamplerConfig,
     /// How the cases' intensities are normalised when they are loaded.
@@ -97,6 +99,7 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.sampler.foreground_fraction) {
             return Err(TrainError::Config(format!("sampler.foreground_fraction must be in [0, 1], got {}", self.sampler.foreground_fraction)));
         }
+        self.sampler.check_augmentations().map_err(TrainError::Config)?;
         self.schedule.validate().map_err(config_error)?;
         self.optimizer.init().map_err(config_error)?;
         Ok(())
@@ -161,7 +164,7 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
     if resume && last.join("state.json").is_file() {
         (network, optimizer, state) = load_checkpoint(&last, network, optimizer)?;
     }
-    let sampler = Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed));
+    let sampler = Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed).map_err(TrainError::Config)?);
     let per_epoch = config.iterations_per_epoch;
     let first = (state.epochs_done * per_epoch) as u64;
     let batches = sampler.prefetch(first, (config.epochs.saturating_sub(state.epochs_done) * per_epoch) as u64);
@@ -174,7 +177,7 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
         device.seed(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut total_loss = 0.0;
         for iteration in 0..per_epoch {
-            let batch = batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?;
+            let batch = batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?.map_err(TrainError::Failed)?;
             let x = Tensor::<5>::from_data(TensorData::new(batch.image, batch.shape), &device);
             let [b, _, d, h, w] = batch.shape;
             let y = Tensor::<5, Int>::from_data(TensorData::new(batch.label, [b, 1, d, h, w]), &device);
