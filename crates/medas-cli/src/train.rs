@@ -34,6 +34,10 @@ pub struct TrainArgs {
     /// never stopped).
     #[arg(long)]
     resume: bool,
+    /// Save the best checkpoint in the model store under this name [default: DATASET-RUNFOLDER,
+    /// e.g. `nuclei-run1`]; a model from the same run folder is replaced.
+    #[arg(long)]
+    model: Option<String>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -86,12 +90,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         medas_train::TrainError::Cancelled { epoch } => anyhow::anyhow!("stopped in epoch {}; `medas train ... --resume` goes on from the last finished epoch", epoch + 1),
         other => other.into(),
     })?;
+    let model = crate::model::save_trained(&args.out, args.model.as_deref(), &name, manifest.version)?;
     crate::emit(&(serde_json::to_string_pretty(&serde_json::json!({
         "epochs_run": report.epochs_run,
         "best_validation_dice": report.best_dice,
         "best_epoch": report.best_epoch.map(|e| e + 1),
         "stopped_early": report.stopped_early,
         "run": args.out,
+        "model": model,
     }))? + "\n"))?;
     Ok(())
 }
