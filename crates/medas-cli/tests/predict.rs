@@ -2,7 +2,8 @@
 //! `medas model list|show|delete|import` manage the store, `medas predict` writes label maps
 //! on the input's grid and per-case Dice that an independent recomputation from the written
 //! files reproduces; a hand-made thresholding network proves voxel (i, j, k) of the label map
-//! is voxel (i, j, k) of a rotated, anisotropic, non-cubic input; and the errors a user meets.
+//! is voxel (i, j, k) of a rotated, anisotropic, non-cubic input (also through the catalog tool
+//! `network.predict`); and the errors a user meets.
 
 use std::path::Path;
 
@@ -216,4 +217,15 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
         outputs.push(classes);
     }
     assert_eq!(outputs[0], outputs[1], "MEDAS and PyTorch names load the same weights");
+
+    // The catalog tool gives the same label map and geometry.
+    let tool_labels = root.join("tool_labels.nrrd");
+    let image = format!("image={}", path.display());
+    let labels_out = format!("labels={}", tool_labels.display());
+    ok(&data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=threshold", "--set", "tta=true", "--out", &labels_out]);
+    let labels = medas_io::read(&tool_labels).unwrap();
+    assert_eq!(labels.geometry(), input.geometry());
+    assert_eq!(labels.voxels().cast::<u8>(), outputs[0]);
+    let message = fails(&data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=absent", "--out", &labels_out]);
+    assert!(message.contains("network.predict: parameter \"model\": no model \"absent\""), "{message}");
 }
