@@ -91,6 +91,13 @@ fn a_trained_model_is_stored_listed_and_predicts_a_dataset() {
     }
     assert!((summary["mean_dice"].as_f64().unwrap() - dice_sum / manifest.cases.len() as f64).abs() < 1e-12);
 
+    // A fold's validation cases: two of the four in a 2-fold split.
+    let made = ok(&data, &["dataset", "split", "nuclei", "--kind", "kfold", "--folds", "2", "--seed", "0"]);
+    assert!(made.contains("kfold2-seed0"), "{made}");
+    let fold = root.join("fold");
+    let summary = json(&ok(&data, &["predict", "nuc", "--dataset", "nuclei", "--split", "kfold2-seed0", "--fold", "1", "--out", fold.to_str().unwrap()]));
+    assert_eq!(summary["cases"].as_array().unwrap().len(), 2, "{summary}");
+
     // One case by file, with probabilities and test-time flips: two components summing to 1.
     let first = &manifest.cases[0];
     let single = root.join("single");

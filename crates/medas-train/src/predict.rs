@@ -266,3 +266,32 @@ fn tensor_shape(image: &Image) -> [usize; 4] {
     let axis = |n: usize| image.size().get(n).copied().unwrap_or(1);
     [1, axis(2), axis(1), axis(0)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dice_counts_each_foreground_class_and_absent_classes_count_one() {
+        let dice = dice_per_class(&[0, 1, 1, 2], &[0, 1, 2, 2], 4);
+        assert_eq!(dice, vec![2.0 / 3.0, 2.0 / 3.0, 1.0]);
+    }
+
+    #[test]
+    fn arg_max_takes_the_first_class_on_ties() {
+        // Two classes of two voxels, class planes one after the other.
+        assert_eq!(arg_max(&[0.5, 0.2, 0.5, 0.8], 2), vec![0, 1]);
+    }
+
+    #[test]
+    fn preprocessing_comes_from_the_stored_training_config() {
+        let mut metadata = ModelMetadata::default();
+        assert_eq!(Preprocessing::of(&metadata).unwrap(), Preprocessing { normalization: Normalization::Zscore, labels: LabelMode::Classes, patch: None });
+        metadata.training = serde_json::json!({"normalization": {"kind": "clip_zscore", "low": -100.0, "high": 300.0}, "labels": "foreground", "sampler": {"patch": [1, 32, 48]}});
+        let read = Preprocessing::of(&metadata).unwrap();
+        assert_eq!(read, Preprocessing { normalization: Normalization::ClipZscore { low: -100.0, high: 300.0 }, labels: LabelMode::Foreground, patch: Some([1, 32, 48]) });
+        metadata.training["labels"] = serde_json::json!("instances");
+        let error = Preprocessing::of(&metadata).unwrap_err().to_string();
+        assert!(error.starts_with("model metadata: training.labels: unknown variant `instances`"), "{error}");
+    }
+}
