@@ -23,7 +23,8 @@ pub enum ModelCommand {
     Show { name: String },
     /// Remove a model (no question asked).
     Delete { name: String },
-    /// Store weights trained elsewhere as a model.
+    /// Store weights trained elsewhere (`--config` + `--weights`), or a training run's best
+    /// checkpoint (`--run`), as a model.
     Import(ImportArgs),
 }
 
@@ -32,12 +33,16 @@ pub struct ImportArgs {
     /// The name to store the model under (letters, digits, '.', '-', '_').
     name: String,
     /// The network config (JSON, as in a training config's "network").
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "run")]
+    config: Option<PathBuf>,
     /// The weights: safetensors with MEDAS module-path names, or with `--pytorch` a PyTorch
     /// U-Net `state_dict` saved as safetensors.
-    #[arg(long)]
-    weights: PathBuf,
+    #[arg(long, required_unless_present = "run")]
+    weights: Option<PathBuf>,
+    /// Instead of --config and --weights: the best checkpoint of a `medas train` run folder
+    /// (what `medas train` stores by itself at the end).
+    #[arg(long, conflicts_with_all = ["config", "weights", "pytorch", "normalization", "labels", "patch"])]
+    run: Option<PathBuf>,
     /// The weights use PyTorch's names (plain U-Net only).
     #[arg(long)]
     pytorch: bool,
@@ -86,12 +91,19 @@ fn list(store: &ModelStore, json: bool) -> Result<()> {
     let rows: Vec<Vec<String>> = models
         .iter()
         .map(|m| {
-            let metrics: Vec<String> = m.metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+            let metrics: Vec<String> = m.metrics.iter().map(|(k, v)| if v.fract() == 0.0 { format!("{k}={v}") } else { format!("{k}={v:.4}") }).collect();
             let note = m.problem.as_ref().map_or(String::new(), |p| format!("unreadable: {p}"));
-            vec![m.name.clone(), m.network.clone(), m.created.clone(), format!("{:.1} MB", m.bytes as f64 / 1e6), metrics.join(" "), note]
+            vec![m.name.clone(), m.network.clone(), m.created.clone(), size_text(m.bytes), metrics.join(" "), note]
         })
         .collect();
     Ok(crate::emit(&crate::dataset::table(&["model", "network", "created", "size", "metrics", ""], &rows))?)
+}
+
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        0..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 fn show(store: &ModelStore, name: &str) -> Result<()> {
@@ -101,20 +113,26 @@ fn show(store: &ModelStore, name: &str) -> Result<()> {
 }
 
 fn import(store: &ModelStore, args: &ImportArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = NetworkConfig::from_json(&text).with_context(|| args.config.display().to_string())?;
+    let (Some(config_path), Some(weights_path)) = (&args.config, &args.weights) else {
+        let run = args.run.as_ref().expect("clap requires --run without --config and --weights");
+        let dir = medas_train::export::export_run(run, store, &args.name, None)?;
+        eprintln!("stored the best checkpoint of {} as model {} ({})", run.display(), args.name, dir.display());
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config = NetworkConfig::from_json(&text).with_context(|| config_path.display().to_string())?;
     let device = ComputeDevice::Cpu.inference();
     let network = if args.pytorch {
-        medas_nn::store::pytorch::import_unet(&config, &args.weights, &device)?
+        medas_nn::store::pytorch::import_unet(&config, weights_path, &device)?
     } else {
-        let bytes = std::fs::read(&args.weights).with_context(|| format!("cannot read {}", args.weights.display()))?;
-        weights::load_weights(config.build(&device)?, &bytes).with_context(|| args.weights.display().to_string())?
+        let bytes = std::fs::read(weights_path).with_context(|| format!("cannot read {}", weights_path.display()))?;
+        weights::load_weights(config.build(&device)?, &bytes).with_context(|| weights_path.display().to_string())?
     };
     let mut metadata = ModelMetadata::now();
     metadata.training = import_training(args)?;
-    metadata.notes = serde_json::json!({"imported_from": args.weights, "naming": if args.pytorch { "pytorch" } else { "medas" }});
+    metadata.notes = serde_json::json!({"imported_from": weights_path, "naming": if args.pytorch { "pytorch" } else { "medas" }});
     let dir = store.save(&args.name, &config, &network, &metadata, args.overwrite)?;
-    eprintln!("imported {} as model {} ({})", args.weights.display(), args.name, dir.display());
+    eprintln!("imported {} as model {} ({})", weights_path.display(), args.name, dir.display());
     Ok(())
 }
 
@@ -146,7 +164,8 @@ pub fn parse_patch(text: &str) -> Result<[usize; 3]> {
 pub fn save_trained(run: &Path, name: Option<&str>, dataset: &str, version: u32) -> Result<String> {
     let name = name.map_or_else(|| medas_train::export::default_model_name(dataset, run), str::to_string);
     let reference = DatasetRef { name: dataset.to_string(), version: format!("v{version}") };
-    let dir = medas_train::export::export_run(run, &ModelStore::open_default(), &name, Some(reference))?;
+    let dir = medas_train::export::export_run(run, &ModelStore::open_default(), &name, Some(reference))
+        .with_context(|| format!("storing run {} as model {name} (another name: `medas model import NAME --run {}`)", run.display(), run.display()))?;
     eprintln!("saved the best checkpoint as model {name} ({})", dir.display());
     Ok(name)
 }

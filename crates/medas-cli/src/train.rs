@@ -41,6 +41,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    args.model.as_deref().map(medas_nn::store::validate_name).transpose()?;
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
     let data = store::data_dir();

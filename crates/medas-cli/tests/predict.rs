@@ -34,8 +34,16 @@ fn train_nuclei(root: &Path, data: &Path) {
     )
     .unwrap();
     let run = root.join("run");
-    let summary = json(&ok(data, &["train", "nuclei", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap(), "--model", "nuc"]));
+    let train = ["train", "nuclei", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap(), "--model"];
+    let message = fails(data, &[&train[..], &["bad name"]].concat());
+    assert!(message.contains("invalid model name \"bad name\""), "refused before training: {message}");
+    let summary = json(&ok(data, &[&train[..], &["nuc"]].concat()));
     assert_eq!(summary["model"], "nuc");
+    // The same run stored again under a second name, without a dataset.
+    ok(data, &["model", "import", "nuc-copy", "--run", run.to_str().unwrap()]);
+    let copy = json(&ok(data, &["model", "show", "nuc-copy"]));
+    assert!(copy["metadata"]["dataset"].is_null() && copy["metadata"]["training"]["labels"] == "foreground", "{copy}");
+    ok(data, &["model", "delete", "nuc-copy"]);
 }
 
 /// Dice of foreground (> 0) between two images' voxels, computed here from the files.
@@ -124,7 +132,7 @@ fn a_trained_model_is_stored_listed_and_predicts_a_dataset() {
     let notes = root.join("notes.txt");
     std::fs::write(&notes, "not an image").unwrap();
     let message = fails(&data, &["predict", "nuc", "--input", notes.to_str().unwrap(), "--out", single.to_str().unwrap()]);
-    assert!(message.contains("notes.txt"), "{message}");
+    assert!(message.contains("notes.txt: cannot tell the file format") && message.matches("notes.txt").count() == 1, "{message}");
     let message = fails(&data, &["predict", "nuc", "--dataset", "nuclei", "--cases", "nope", "--out", single.to_str().unwrap()]);
     assert!(message.contains("has no case nope"), "{message}");
 

@@ -60,7 +60,7 @@ impl Volume {
     }
 }
 
-pub(crate) fn read(path: &Path) -> Result<Image, DataError> {
+fn read(path: &Path) -> Result<Image, DataError> {
     medas_io::read(path).map_err(|e| DataError::Read { path: path.to_path_buf(), message: e.to_string() })
 }
 

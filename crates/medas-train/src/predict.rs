@@ -27,7 +27,7 @@ use medas_nn::store::{LoadedModel, ModelMetadata};
 use medas_nn::NetworkConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataError, LabelMode, Normalization, label_classes, read, stack_channels};
+use crate::data::{DataError, LabelMode, Normalization, label_classes, stack_channels};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
@@ -35,6 +35,9 @@ pub enum PredictError {
     Data(#[from] DataError),
     #[error(transparent)]
     Infer(#[from] InferError),
+    /// An input that cannot be read (the message names the file).
+    #[error(transparent)]
+    Read(#[from] medas_io::IoError),
     #[error("{0}")]
     Model(String),
     #[error("{path}: {message}")]
@@ -156,7 +159,7 @@ impl Predictor {
             return Err(PredictError::Model(format!("case {id}: model {} takes {} input channel(s), the image has {c}", self.name, self.in_channels())));
         }
         let volume = Tensor::<5>::from_data(TensorData::new(values, [1, c, d, h, w]), &self.device);
-        let output = medas_nn::infer::predict(&self.model.network, volume, &self.window, |done| progress(done))?;
+        let output = medas_nn::infer::predict(&self.model.network, volume, &self.window, &mut *progress)?;
         let probabilities: Vec<f32> = output.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| PredictError::Model(format!("reading the probabilities: {e:?}")))?;
         let classes = arg_max(&probabilities, self.classes());
         let first = &images[0].1;
@@ -241,7 +244,7 @@ pub struct CaseSummary {
 /// Reads a case, predicts it, writes `OUT/ID.nrrd` (and `OUT/ID_probabilities.nrrd` when
 /// `probabilities`), and measures Dice against its label when it has one.
 pub fn predict_case_files(predictor: &Predictor, case: &CaseInput, out: &Path, probabilities: bool, progress: &mut dyn FnMut(f64) -> bool) -> Result<CaseSummary, PredictError> {
-    let images = case.images.iter().map(|path| Ok((path.display().to_string(), read(path)?))).collect::<Result<Vec<_>, DataError>>()?;
+    let images = case.images.iter().map(|path| Ok((path.display().to_string(), medas_io::read(path)?))).collect::<Result<Vec<_>, PredictError>>()?;
     let prediction = predictor.predict(&case.id, &images, progress)?;
     let write = |image: &Image, path: PathBuf| medas_io::write(image, &path).map(|()| path.clone()).map_err(|e| PredictError::Write { path, message: e.to_string() });
     let labels = write(&prediction.labels, out.join(format!("{}.nrrd", case.id)))?;
