@@ -233,7 +233,9 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
     }
     assert_eq!(outputs[0], outputs[1], "MEDAS and PyTorch names load the same weights");
 
-    // The catalog tool gives the same label map and geometry.
+    // The catalog tool gives the same label map and geometry; it is never served from a cache.
+    let spec = json(&ok(&data, &["tools", "show", "network.predict", "--json"]));
+    assert_eq!((&spec["params_schema"]["required"], &spec["cacheable"]), (&serde_json::json!(["model"]), &serde_json::json!(false)), "{spec}");
     let tool_labels = root.join("tool_labels.nrrd");
     let image = format!("image={}", path.display());
     let labels_out = format!("labels={}", tool_labels.display());

@@ -13,26 +13,29 @@ pub struct Predict(ToolSpec);
 
 impl Predict {
     fn new() -> Predict {
-        Predict(
-            ToolSpec::new(
-                "network.predict",
-                Category::Network,
-                "Predict (segmentation model)",
-                "Segments an image with a model of the model store (`medas model list`; trained with \
-                 `medas train` or imported): the image's components (or 4th axis) are the network's \
-                 input channels, normalised as the model was trained (its metadata), run window by \
-                 window (nnU-Net's sliding window: windows of the training patch size, Gaussian \
-                 blending where they overlap, optionally averaged over every mirror image), softmax \
-                 over the classes. The label map (uint8, the class of highest probability) and the \
-                 probabilities (float32, one component per class) have the input's geometry.",
-            )
-            .param(ParamSpec::string("model", "Name of the model in the model store."))
-            .param(ParamSpec::float("overlap", "Fraction of a window shared with its neighbour.").default(0.5).range(0.0, 0.95))
-            .param(ParamSpec::bool("tta", "Test-time augmentation: average the predictions of every mirror image.").default(false))
-            .input(PortSpec::new("image", PortType::Image, "The image; its components are the model's input channels."))
-            .output(PortSpec::new("labels", PortType::LabelImage, "The class of every voxel, uint8."))
-            .output(PortSpec::new("probabilities", PortType::Image, "The class probabilities, float32, one component per class.")),
+        let mut spec = ToolSpec::new(
+            "network.predict",
+            Category::Network,
+            "Predict (segmentation model)",
+            "Segments an image with a model of the model store (`medas model list`; trained with \
+             `medas train` or imported): the image's components (or 4th axis) are the network's \
+             input channels, normalised as the model was trained (its metadata), run window by \
+             window (nnU-Net's sliding window: windows of the training patch size, Gaussian \
+             blending where they overlap, optionally averaged over every mirror image), softmax \
+             over the classes. The label map (uint8, the class of highest probability) and the \
+             probabilities (float32, one component per class) have the input's geometry. Not cached: \
+             a model may be replaced under the same name.",
         )
+        .param(ParamSpec::string("model", "Name of the model in the model store."))
+        .param(ParamSpec::float("overlap", "Fraction of a window shared with its neighbour.").default(0.5).range(0.0, 0.95))
+        .param(ParamSpec::bool("tta", "Test-time augmentation: average the predictions of every mirror image.").default(false))
+        .input(PortSpec::new("image", PortType::Image, "The image; its components are the model's input channels."))
+        .output(PortSpec::new("labels", PortType::LabelImage, "The class of every voxel, uint8."))
+        .output(PortSpec::new("probabilities", PortType::Image, "The class probabilities, float32, one component per class."));
+        // The result depends on the stored model, which its name does not pin (a model can be
+        // replaced): never served from the pipeline cache.
+        spec.cacheable = false;
+        Predict(spec)
     }
 }
 
