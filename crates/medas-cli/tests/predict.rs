@@ -233,6 +233,26 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
     }
     assert_eq!(outputs[0], outputs[1], "MEDAS and PyTorch names load the same weights");
 
+    // The same volume with its one modality on a 4th axis (MSD's layout): a 3-D label map
+    // with the first three axes' geometry, the same labels.
+    let mut direction4 = vec![0.0; 16];
+    for r in 0..3 {
+        for c in 0..3 {
+            direction4[r * 4 + c] = input.geometry().direction_at(r, c);
+        }
+    }
+    direction4[15] = 1.0;
+    let geometry4 = Geometry::new(vec![0.7, 1.3, 2.1, 1.0], vec![10.0, -5.0, 3.0, 0.0], direction4).unwrap();
+    let values4: Vec<f32> = original.t().iter().copied().collect(); // Fortran order
+    let four = Image::new(Voxels::from_fortran_vec(&[11, 7, 5, 1], values4).unwrap(), geometry4).unwrap();
+    let path4 = root.join("four.nrrd");
+    medas_io::write(&four, &path4).unwrap();
+    let out4 = root.join("four");
+    ok(&data, &["predict", "threshold", "--input", path4.to_str().unwrap(), "--out", out4.to_str().unwrap()]);
+    let labels = medas_io::read(out4.join("four.nrrd")).unwrap();
+    assert_eq!(labels.geometry(), &medas_io::read(&path4).unwrap().geometry().with_dimension(3));
+    assert_eq!(labels.voxels().cast::<u8>(), outputs[0]);
+
     // The catalog tool gives the same label map and geometry; it is never served from a cache.
     let spec = json(&ok(&data, &["tools", "show", "network.predict", "--json"]));
     assert_eq!((&spec["params_schema"]["required"], &spec["cacheable"]), (&serde_json::json!(["model"]), &serde_json::json!(false)), "{spec}");
