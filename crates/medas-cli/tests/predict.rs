@@ -64,22 +64,36 @@ fn a_trained_model_is_stored_listed_and_predicts_a_dataset() {
     let root = scratch_dir("cli-predict");
     let data = root.join("data");
     train_nuclei(&root, &data);
+    listed_and_shown(&data);
+    dataset_prediction_and_dice(&root, &data);
+    single_image_with_probabilities(&root, &data);
+    errors_a_user_meets(&root, &data);
+    ok(&data, &["model", "delete", "nuc"]);
+    assert!(!ok(&data, &["model", "list"]).contains("nuc"));
+    let message = fails(&data, &["model", "delete", "nuc"]);
+    assert!(message.contains("no model \"nuc\""), "{message}");
+}
 
-    let listed = ok(&data, &["model", "list"]);
+fn listed_and_shown(data: &Path) {
+    let listed = ok(data, &["model", "list"]);
     assert!(listed.lines().any(|l| l.starts_with("nuc ") && l.contains("unet")), "{listed}");
-    let listed = json(&ok(&data, &["model", "list", "--json"]));
+    let listed = json(&ok(data, &["model", "list", "--json"]));
     assert_eq!(listed[0]["name"], "nuc");
     assert!(listed[0]["metrics"]["best_validation_dice"].is_number(), "{listed}");
-    let shown = json(&ok(&data, &["model", "show", "nuc"]));
+    let shown = json(&ok(data, &["model", "show", "nuc"]));
     assert_eq!(shown["config"]["name"], "unet");
     assert_eq!(shown["metadata"]["dataset"]["name"], "nuclei");
     assert_eq!(shown["metadata"]["training"]["labels"], "foreground");
     assert_eq!(shown["metadata"]["training"]["normalization"]["kind"], "zscore");
+}
 
+/// Every case of the dataset: label maps on the input's grid, Dice recomputed from the files;
+/// then a saved fold's validation cases.
+fn dataset_prediction_and_dice(root: &Path, data: &Path) {
     let out = root.join("predicted");
-    let summary = json(&ok(&data, &["predict", "nuc", "--dataset", "nuclei", "--out", out.to_str().unwrap()]));
+    let summary = json(&ok(data, &["predict", "nuc", "--dataset", "nuclei", "--out", out.to_str().unwrap()]));
     assert_eq!(json(&std::fs::read_to_string(out.join("summary.json")).unwrap()), summary);
-    let manifest = medas_dataset::store::load(&data, "nuclei", None).unwrap();
+    let manifest = medas_dataset::store::load(data, "nuclei", None).unwrap();
     assert_eq!(summary["cases"].as_array().unwrap().len(), manifest.cases.len());
     let mut dice_sum = 0.0;
     for case in &manifest.cases {
@@ -100,16 +114,19 @@ fn a_trained_model_is_stored_listed_and_predicts_a_dataset() {
     assert!((summary["mean_dice"].as_f64().unwrap() - dice_sum / manifest.cases.len() as f64).abs() < 1e-12);
 
     // A fold's validation cases: two of the four in a 2-fold split.
-    let made = ok(&data, &["dataset", "split", "nuclei", "--kind", "kfold", "--folds", "2", "--seed", "0"]);
+    let made = ok(data, &["dataset", "split", "nuclei", "--kind", "kfold", "--folds", "2", "--seed", "0"]);
     assert!(made.contains("kfold2-seed0"), "{made}");
     let fold = root.join("fold");
-    let summary = json(&ok(&data, &["predict", "nuc", "--dataset", "nuclei", "--split", "kfold2-seed0", "--fold", "1", "--out", fold.to_str().unwrap()]));
+    let summary = json(&ok(data, &["predict", "nuc", "--dataset", "nuclei", "--split", "kfold2-seed0", "--fold", "1", "--out", fold.to_str().unwrap()]));
     assert_eq!(summary["cases"].as_array().unwrap().len(), 2, "{summary}");
+}
 
-    // One case by file, with probabilities and test-time flips: two components summing to 1.
+/// One case by file, with probabilities and test-time flips: two components summing to 1.
+fn single_image_with_probabilities(root: &Path, data: &Path) {
+    let manifest = medas_dataset::store::load(data, "nuclei", None).unwrap();
     let first = &manifest.cases[0];
     let single = root.join("single");
-    let summary = json(&ok(&data, &["predict", "nuc", "--input", first.images[0].path.to_str().unwrap(), "--out", single.to_str().unwrap(), "--probabilities", "--tta"]));
+    let summary = json(&ok(data, &["predict", "nuc", "--input", first.images[0].path.to_str().unwrap(), "--out", single.to_str().unwrap(), "--probabilities", "--tta"]));
     assert!(summary["cases"][0].get("dice").is_none(), "{summary}");
     let stem = first.images[0].path.file_stem().unwrap().to_str().unwrap();
     let probabilities = medas_io::read(single.join(format!("{stem}_probabilities.nrrd"))).unwrap();
@@ -121,25 +138,22 @@ fn a_trained_model_is_stored_listed_and_predicts_a_dataset() {
         assert!((p[0] + p[1] - 1.0).abs() < 1e-5, "{p:?} at {index:?}");
         assert!(label == u8::from(p[1] > p[0]) || (p[1] - p[0]).abs() < 1e-6, "label {label}, {p:?}");
     }
+}
 
-    // The errors a user meets first.
+fn errors_a_user_meets(root: &Path, data: &Path) {
+    let single = root.join("single");
     let volume = root.join("gray.nrrd");
     medas_io::write(&Image::from_voxels(Voxels::from_fortran_vec(&[8, 8, 4], vec![1f32; 256]).unwrap()).unwrap(), &volume).unwrap();
-    let message = fails(&data, &["predict", "nuc", "--input", volume.to_str().unwrap(), "--out", single.to_str().unwrap()]);
+    let message = fails(data, &["predict", "nuc", "--input", volume.to_str().unwrap(), "--out", single.to_str().unwrap()]);
     assert!(message.contains("error: case gray: model nuc takes 3 input channel(s), the image has 1"), "{message}");
-    let message = fails(&data, &["predict", "absent", "--input", volume.to_str().unwrap(), "--out", single.to_str().unwrap()]);
+    let message = fails(data, &["predict", "absent", "--input", volume.to_str().unwrap(), "--out", single.to_str().unwrap()]);
     assert!(message.contains("no model \"absent\""), "{message}");
     let notes = root.join("notes.txt");
     std::fs::write(&notes, "not an image").unwrap();
-    let message = fails(&data, &["predict", "nuc", "--input", notes.to_str().unwrap(), "--out", single.to_str().unwrap()]);
+    let message = fails(data, &["predict", "nuc", "--input", notes.to_str().unwrap(), "--out", single.to_str().unwrap()]);
     assert!(message.contains("notes.txt: cannot tell the file format") && message.matches("notes.txt").count() == 1, "{message}");
-    let message = fails(&data, &["predict", "nuc", "--dataset", "nuclei", "--cases", "nope", "--out", single.to_str().unwrap()]);
+    let message = fails(data, &["predict", "nuc", "--dataset", "nuclei", "--cases", "nope", "--out", single.to_str().unwrap()]);
     assert!(message.contains("has no case nope"), "{message}");
-
-    ok(&data, &["model", "delete", "nuc"]);
-    assert!(!ok(&data, &["model", "list"]).contains("nuc"));
-    let message = fails(&data, &["model", "delete", "nuc"]);
-    assert!(message.contains("no model \"nuc\""), "{message}");
 }
 
 /// A 3-D U-Net without pooling, 1×1×1 convolutions and one channel, weighted by hand so that
@@ -173,13 +187,14 @@ fn threshold_network(folder: &Path, threshold: f32, pytorch_names: bool) -> (std
     (config_path, weights_path)
 }
 
+const THRESHOLD: f32 = 0.25;
+
 #[test]
 fn labels_keep_the_input_geometry_voxel_for_voxel() {
     let root = scratch_dir("cli-predict-geometry");
     let data = root.join("data");
-    let threshold = 0.25f32;
     for (name, torch) in [("threshold", false), ("threshold-torch", true)] {
-        let (config, weights) = threshold_network(&root, threshold, torch);
+        let (config, weights) = threshold_network(&root, THRESHOLD, torch);
         let mut args = vec!["model", "import", name, "--config", config.to_str().unwrap(), "--weights", weights.to_str().unwrap()];
         args.extend(["--normalization", r#"{"kind": "none"}"#, "--patch", "4,4,4"]);
         if torch {
@@ -187,6 +202,18 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
         }
         ok(&data, &args);
     }
+    let (path, input) = oblique_volume(&root);
+    let mut outputs = Vec::new();
+    for name in ["threshold", "threshold-torch"] {
+        outputs.push(predicted_by_threshold(&root, &data, name, &path, &input));
+    }
+    assert_eq!(outputs[0], outputs[1], "MEDAS and PyTorch names load the same weights");
+    four_d_input(&root, &data, &input, &outputs[0]);
+    catalog_tool(&root, &data, &path, &input, &outputs[0]);
+}
+
+/// 11 × 7 × 5 voxels of values in [-1, 1), anisotropic, rotated, shifted; written and read back.
+fn oblique_volume(root: &Path) -> (std::path::PathBuf, Image) {
     // 11 × 7 × 5 voxels, anisotropic, rotated 30° about z then 20° about x, shifted.
     let (a, b) = (30f64.to_radians(), 20f64.to_radians());
     let rz = [[a.cos(), -a.sin(), 0.0], [a.sin(), a.cos(), 0.0], [0.0, 0.0, 1.0]];
@@ -199,40 +226,44 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
     let path = root.join("oblique.nrrd");
     medas_io::write(&input, &path).unwrap();
     let input = medas_io::read(&path).unwrap();
-    let original = input.voxels().cast::<f32>();
+    (path, input)
+}
 
-    let mut outputs = Vec::new();
-    for name in ["threshold", "threshold-torch"] {
-        let out = root.join(name);
-        ok(&data, &["predict", name, "--input", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--probabilities", "--tta", "--overlap", "0.25"]);
-        let labels = medas_io::read(out.join("oblique.nrrd")).unwrap();
-        assert_eq!(labels.geometry(), input.geometry(), "origin, spacing and direction as the input's");
-        assert_eq!((labels.size(), labels.scalar_type()), (&[11usize, 7, 5][..], medas_image::ScalarType::U8));
-        let classes = labels.voxels().cast::<u8>();
-        let above = original.iter().filter(|&&v| v > threshold).count();
-        assert!(above > 50 && above < 300, "both classes occur: {above} of 385");
-        for i in 0..11 {
-            for j in 0..7 {
-                for k in 0..5 {
-                    let x = original[IxDyn(&[i, j, k])];
-                    assert_eq!(classes[IxDyn(&[i, j, k])], u8::from(x > threshold), "voxel ({i}, {j}, {k}) = {x}");
-                }
+/// `medas predict` with a thresholding model: the label map of `input` as written, checked
+/// voxel by voxel against `input > THRESHOLD`.
+fn predicted_by_threshold(root: &Path, data: &Path, name: &str, path: &Path, input: &Image) -> ndarray::ArcArray<u8, IxDyn> {
+    let (original, threshold) = (input.voxels().cast::<f32>(), THRESHOLD);
+    let out = root.join(name);
+    ok(data, &["predict", name, "--input", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--probabilities", "--tta", "--overlap", "0.25"]);
+    let labels = medas_io::read(out.join("oblique.nrrd")).unwrap();
+    assert_eq!(labels.geometry(), input.geometry(), "origin, spacing and direction as the input's");
+    assert_eq!((labels.size(), labels.scalar_type()), (&[11usize, 7, 5][..], medas_image::ScalarType::U8));
+    let classes = labels.voxels().cast::<u8>();
+    let above = original.iter().filter(|&&v| v > threshold).count();
+    assert!(above > 50 && above < 300, "both classes occur: {above} of 385");
+    for i in 0..11 {
+        for j in 0..7 {
+            for k in 0..5 {
+                let x = original[IxDyn(&[i, j, k])];
+                assert_eq!(classes[IxDyn(&[i, j, k])], u8::from(x > threshold), "voxel ({i}, {j}, {k}) = {x}");
             }
         }
-        // Unnormalised input: p(class 1) = sigmoid(x - threshold) where x > 0 (LeakyReLU
-        // passes positives unchanged); 1e-5 covers f32 rounding of the softmax.
-        let probabilities = medas_io::read(out.join("oblique_probabilities.nrrd")).unwrap().voxels().cast::<f32>();
-        for (index, &x) in original.indexed_iter() {
-            if x > 0.0 {
-                let expected = 1.0 / (1.0 + (-(x - threshold)).exp());
-                let p = probabilities[IxDyn(&[index[0], index[1], index[2], 1])];
-                assert!((p - expected).abs() < 1e-5, "{index:?}: {p} vs {expected}");
-            }
-        }
-        outputs.push(classes);
     }
-    assert_eq!(outputs[0], outputs[1], "MEDAS and PyTorch names load the same weights");
+    // Unnormalised input: p(class 1) = sigmoid(x - threshold) where x > 0 (LeakyReLU
+    // passes positives unchanged); 1e-5 covers f32 rounding of the softmax.
+    let probabilities = medas_io::read(out.join("oblique_probabilities.nrrd")).unwrap().voxels().cast::<f32>();
+    for (index, &x) in original.indexed_iter() {
+        if x > 0.0 {
+            let expected = 1.0 / (1.0 + (-(x - threshold)).exp());
+            let p = probabilities[IxDyn(&[index[0], index[1], index[2], 1])];
+            assert!((p - expected).abs() < 1e-5, "{index:?}: {p} vs {expected}");
+        }
+    }
+    classes
+}
 
+fn four_d_input(root: &Path, data: &Path, input: &Image, expected: &ndarray::ArcArray<u8, IxDyn>) {
+    let original = input.voxels().cast::<f32>();
     // The same volume with its one modality on a 4th axis (MSD's layout): a 3-D label map
     // with the first three axes' geometry, the same labels.
     let mut direction4 = vec![0.0; 16];
@@ -248,21 +279,23 @@ fn labels_keep_the_input_geometry_voxel_for_voxel() {
     let path4 = root.join("four.nrrd");
     medas_io::write(&four, &path4).unwrap();
     let out4 = root.join("four");
-    ok(&data, &["predict", "threshold", "--input", path4.to_str().unwrap(), "--out", out4.to_str().unwrap()]);
+    ok(data, &["predict", "threshold", "--input", path4.to_str().unwrap(), "--out", out4.to_str().unwrap()]);
     let labels = medas_io::read(out4.join("four.nrrd")).unwrap();
     assert_eq!(labels.geometry(), &medas_io::read(&path4).unwrap().geometry().with_dimension(3));
-    assert_eq!(labels.voxels().cast::<u8>(), outputs[0]);
+    assert_eq!(&labels.voxels().cast::<u8>(), expected);
+}
 
-    // The catalog tool gives the same label map and geometry; it is never served from a cache.
-    let spec = json(&ok(&data, &["tools", "show", "network.predict", "--json"]));
+/// The catalog tool gives the same label map and geometry; it is never served from a cache.
+fn catalog_tool(root: &Path, data: &Path, path: &Path, input: &Image, expected: &ndarray::ArcArray<u8, IxDyn>) {
+    let spec = json(&ok(data, &["tools", "show", "network.predict", "--json"]));
     assert_eq!((&spec["params_schema"]["required"], &spec["cacheable"]), (&serde_json::json!(["model"]), &serde_json::json!(false)), "{spec}");
     let tool_labels = root.join("tool_labels.nrrd");
     let image = format!("image={}", path.display());
     let labels_out = format!("labels={}", tool_labels.display());
-    ok(&data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=threshold", "--set", "tta=true", "--out", &labels_out]);
+    ok(data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=threshold", "--set", "tta=true", "--out", &labels_out]);
     let labels = medas_io::read(&tool_labels).unwrap();
     assert_eq!(labels.geometry(), input.geometry());
-    assert_eq!(labels.voxels().cast::<u8>(), outputs[0]);
-    let message = fails(&data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=absent", "--out", &labels_out]);
+    assert_eq!(&labels.voxels().cast::<u8>(), expected);
+    let message = fails(data, &["tool", "run", "network.predict", "--in", &image, "--set", "model=absent", "--out", &labels_out]);
     assert!(message.contains("network.predict: parameter \"model\": no model \"absent\""), "{message}");
 }
