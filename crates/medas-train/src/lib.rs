@@ -6,6 +6,10 @@
 //!     tools; worker thread)──► batches
 //!   ──train::run (loss, optimizer, schedule; validation Dice; early stopping)──► checkpoints,
 //!     metrics.jsonl, events
+//! run folder ──export::export_run──► store model (config + safetensors + metadata with the
+//!   training config: normalization, labels, patch)
+//! store model + images ──predict (same tensors and normalisation, sliding window)──► label map
+//!   and probabilities on the input's grid, Dice against a label
 //! ```
 //!
 //! Axes: an image's index axes i, j, k become the tensor's W, H, D (the order SimpleITK's
@@ -13,7 +17,10 @@
 
 pub mod augment;
 pub mod data;
+pub mod export;
+pub mod predict;
 pub mod sampler;
+pub mod tool;
 pub mod train;
 
 pub use data::{DataError, LabelMode, Normalization, Volume};
