@@ -264,7 +264,7 @@ impl Machine {
     /// Adds `items` (key, value, key, value, ...) to the dict on top of the stack.
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), PtError> {
         let Value::Dict(dict) = self.top()? else { return Err(bad(format!("SETITEMS on {}", self.top()?.kind()))) };
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(bad("SETITEMS with an odd number of values"));
         }
         let mut dict = dict.try_borrow_mut().map_err(|_| bad("a dict is being changed twice"))?;
