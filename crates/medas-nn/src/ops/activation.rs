@@ -123,8 +123,11 @@ mod tests {
     use super::*;
     use burn::tensor::Device;
 
+    /// Values and input gradients.
+    type Outcome = (Vec<f64>, Vec<f64>);
+
     /// Values around 0 (both signs, exact 0) through the fast op and Burn's, on f64.
-    fn pair(slope: f64) -> ([f64; 6], Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn pair(slope: f64) -> ([f64; 6], Outcome, Outcome) {
         let values = [-2.0, -0.5, 0.0, 0.25, 3.0, -1e-3];
         let device = Device::flex().autodiff();
         let make = || Tensor::<1>::from_data(TensorData::new(values.to_vec(), [6]), &device).cast(DType::F64).require_grad();
@@ -136,14 +139,13 @@ mod tests {
             let dx = x.grad(&grads).unwrap().into_data().convert::<f64>().try_to_vec::<f64>().unwrap();
             (y.into_data().convert::<f64>().try_to_vec::<f64>().unwrap(), dx)
         };
-        let ((fast_y, fast_dx), (burn_y, burn_dx)) = (run(true), run(false));
-        (values, fast_y, burn_y, fast_dx, burn_dx)
+        (values, run(true), run(false))
     }
 
     #[test]
     fn leaky_relu_matches_burns_values_and_pytorchs_gradient() {
         for slope in [0.01, 0.0, 0.2] {
-            let (x, fast_y, burn_y, fast_dx, burn_dx) = pair(slope);
+            let (x, (fast_y, fast_dx), (burn_y, burn_dx)) = pair(slope);
             assert_eq!(fast_y, burn_y, "slope {slope}");
             // PyTorch: dx = x > 0 ? dy : slope * dy (dy = the weights 1..6); at x = 0 Burn's
             // composed backward takes dy instead: the one place both may differ.
