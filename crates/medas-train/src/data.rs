@@ -12,6 +12,8 @@ pub enum DataError {
     Read { path: PathBuf, message: String },
     #[error("case {case}: {message}")]
     Case { case: String, message: String },
+    #[error("class labels: {0}")]
+    Classes(String),
 }
 
 /// How intensities are brought to a common scale before training.
@@ -48,6 +50,9 @@ pub struct Volume {
     pub image: Vec<f32>,
     /// Class per voxel (D, H, W), when the case has a label.
     pub label: Option<Vec<u8>>,
+    /// The case's class for classifiers (index into the run's class names; see
+    /// [`crate::classes`]), when the dataset gives one per case.
+    pub class: Option<usize>,
 }
 
 impl Volume {
@@ -122,7 +127,7 @@ pub fn load_case(id: &str, images: &[PathBuf], label: Option<&Path>, normalizati
         }
         None => None,
     };
-    Ok(Volume { id: id.to_string(), shape, image: stacked, label })
+    Ok(Volume { id: id.to_string(), shape, image: stacked, label, class: None })
 }
 
 fn classes_of(values: &[f32], mode: LabelMode, classes: usize) -> Result<Vec<u8>, String> {
