@@ -51,9 +51,9 @@ fn split() -> (Vec<Volume>, Vec<Volume>) {
 /// them; the voxels are 3.75 mm).
 fn config(epochs: usize, iterations: usize, seed: u64) -> TrainConfig {
     TrainConfig::from_json(&format!(
-        r#"{{"network": {{"name": "classifier", "spatial": "3d", "in_channels": 1, "classes": 2, "depth": 2, "base_channels": 8}},
+        r#"{{"network": {{"name": "classifier", "spatial": "3d", "in_channels": 1, "classes": 2, "depth": 2, "base_channels": 8, "convs_per_block": 1}},
             "sampler": {{"patch": [32, 32, 32], "batch_size": 8}},
-            "schedule": {{"learning_rate": 0.003, "total_iterations": 0, "decay": {{"name": "cosine"}}}},
+            "schedule": {{"learning_rate": 0.005, "total_iterations": 0, "decay": {{"name": "cosine"}}}},
             "epochs": {epochs}, "iterations_per_epoch": {iterations}, "seed": {seed}, "class_names": ["AD", "CN"]}}"#
     ))
     .unwrap()
@@ -80,14 +80,16 @@ fn a_classifier_learns_generated_brain_classes() {
     let (training, validation) = split();
     let out = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let report = train(&config(6, 20, 1), training, &validation, out.path(), false, &mut quiet).unwrap();
+    let report = train(&config(8, 25, 1), training, &validation, out.path(), false, &mut quiet).unwrap();
     let accuracy: Vec<f64> = report.metrics.iter().map(|m| m.validation_accuracy.unwrap()).collect();
     let auc: Vec<f64> = report.metrics.iter().map(|m| m.validation_auc.unwrap()).collect();
     let losses: Vec<f64> = report.metrics.iter().map(|m| m.train_loss).collect();
     eprintln!("brain classes: losses {losses:.3?}, validation accuracy {accuracy:.3?}, AUC {auc:.3?}, {:.1} s", started.elapsed().as_secs_f64());
-    let best = report.best_accuracy.unwrap();
-    assert!(best >= 0.75, "best validation accuracy {best} on {VALIDATION} cases after 40 steps");
-    assert!(report.best_auc.unwrap() >= 0.8, "AUC {:?}", report.best_auc);
+    // 11 of 12 validation cases right is 0.917: the issue's target of 0.9 allows no miss in ten.
+    let (best, last) = (report.best_accuracy.unwrap(), accuracy[accuracy.len() - 1]);
+    assert!(best >= 0.9 && last >= 0.9, "validation accuracy best {best}, last {last} on {VALIDATION} cases after 200 steps");
+    assert!(report.best_auc.unwrap() >= 0.9, "AUC {:?}", report.best_auc);
+    assert!(losses[7] < 0.9 * losses[0], "the loss falls: {losses:?}");
     assert_eq!(report.best_dice, None);
     let names: Vec<String> = serde_json::from_str(&std::fs::read_to_string(out.path().join("classes.json")).unwrap()).unwrap();
     assert_eq!(names, ["AD", "CN"]);
