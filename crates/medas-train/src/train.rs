@@ -221,13 +221,13 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
         let train_loss;
         (network, train_loss) = steps.epoch(network, &mut optimizer, epoch, events)?;
         let validate = (epoch + 1) % config.validate_every == 0 || epoch + 1 == config.epochs;
-        let (dice, accuracy, auc) = if validate && !validation.is_empty() { validate_network(config, &network, validation)? } else { (None, None, None) };
+        let figures = if validate && !validation.is_empty() { validate_network(config, &network, validation)? } else { Validation::default() };
         let metrics = EpochMetrics {
             epoch,
             train_loss,
-            validation_dice: dice,
-            validation_accuracy: accuracy,
-            validation_auc: auc,
+            validation_dice: figures.dice,
+            validation_accuracy: figures.accuracy,
+            validation_auc: figures.auc,
             learning_rate: config.schedule.lr_at(epoch * per_epoch),
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
@@ -318,15 +318,21 @@ impl Steps<'_> {
     }
 }
 
-/// Validation figures (Dice, accuracy, AUC): Dice for segmentation networks, accuracy and AUC
-/// for classifiers.
-fn validate_network(config: &TrainConfig, network: &Network, cases: &[Volume]) -> Result<(Option<f64>, Option<f64>, Option<f64>), TrainError> {
+/// One validation's figures: Dice for segmentation networks, accuracy and AUC for classifiers.
+#[derive(Default)]
+struct Validation {
+    dice: Option<f64>,
+    accuracy: Option<f64>,
+    auc: Option<f64>,
+}
+
+fn validate_network(config: &TrainConfig, network: &Network, cases: &[Volume]) -> Result<Validation, TrainError> {
     let classes = config.network.classes();
     if config.is_classifier() {
         let (accuracy, auc) = validate_classifier(network, cases, config.device, config.sampler.patch, classes)?;
-        Ok((None, Some(accuracy), auc))
+        Ok(Validation { accuracy: Some(accuracy), auc, ..Validation::default() })
     } else {
-        Ok((Some(validation_dice(network, cases, config.device, classes)?), None, None))
+        Ok(Validation { dice: Some(validation_dice(network, cases, config.device, classes)?), ..Validation::default() })
     }
 }
 
