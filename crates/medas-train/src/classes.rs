@@ -7,7 +7,7 @@
 //! - labels that are all non-negative integers are the class indices themselves (`"0"`, `"1"`),
 //!   and must be below the network's class count;
 //! - otherwise the distinct labels sorted by their bytes are classes 0, 1, ... (brain-classes:
-//!   `AD` = 0, `CN` = 1).
+//!   `AD` = 0, `CN` = 1); there must be as many as the network has classes.
 //!
 //! A run records the names in index order (`class_names` in its config, `classes.json`, the
 //! checkpoint state) so a prediction can say which class a logit is.
@@ -30,7 +30,7 @@ pub fn class_names<'a>(labels: impl IntoIterator<Item = &'a str>, classes: usize
         }
         return Ok((0..classes).map(|n| n.to_string()).collect());
     }
-    if distinct.len() > classes {
+    if distinct.len() != classes {
         let names: Vec<&str> = distinct.into_iter().collect();
         return Err(DataError::Classes(format!("{} labels ({}) but the network predicts {classes} classes", names.len(), names.join(", "))));
     }
@@ -154,6 +154,7 @@ mod tests {
         assert_eq!(class_index(&class_names(["10", "2"], 11).unwrap(), "10"), Some(10));
         assert_eq!(class_index(&["0".to_string(), "1".to_string()], "01"), Some(1));
         assert!(class_names(Vec::<&str>::new(), 2).unwrap().is_empty());
+        assert_eq!(class_names(["a", "a"], 2).unwrap_err().to_string(), "class labels: 1 labels (a) but the network predicts 2 classes");
         assert_eq!(class_names(["a", "b", "c"], 2).unwrap_err().to_string(), "class labels: 3 labels (a, b, c) but the network predicts 2 classes");
         assert_eq!(class_names(["0", "2"], 2).unwrap_err().to_string(), "class labels: numeric label 2 is not a class index below 2 (the network's classes)");
     }
