@@ -4,6 +4,8 @@ mod cache;
 mod convert;
 mod dataset;
 mod info;
+mod model;
+mod predict;
 mod progress;
 mod run;
 mod tools;
@@ -53,6 +55,13 @@ enum Command {
     /// Train a network on a dataset: `medas train NAME[@vN] --config train.json --out RUN`
     /// (checkpoints, metrics.jsonl; `--resume` goes on after a stop).
     Train(train::TrainArgs),
+    /// The model store: `medas model list`, `show NAME`, `delete NAME`,
+    /// `import NAME --config net.json --weights w.safetensors [--pytorch]`.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Predict label maps with a stored model: `medas predict MODEL --input IMAGE... --out DIR`
+    /// or `--dataset NAME[@vN] [--split S --fold N | --cases a,b]`; per-case Dice as JSON.
+    Predict(predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
         Command::Cache(command) => cache::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Dataset(command) => dataset::run(&command).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Model(command) => model::run(&command).map(|()| ExitCode::SUCCESS),
+        Command::Predict(args) => predict::run(&args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -37,9 +37,14 @@ pub struct TrainArgs {
     /// never stopped).
     #[arg(long)]
     resume: bool,
+    /// Save the best checkpoint in the model store under this name [default: DATASET-RUNFOLDER,
+    /// e.g. `nuclei-run1`]; a model from the same run folder is replaced.
+    #[arg(long)]
+    model: Option<String>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    args.model.as_deref().map(medas_nn::store::validate_name).transpose()?;
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let mut config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
     let data = store::data_dir();
@@ -97,12 +102,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         medas_train::TrainError::Cancelled { epoch } => anyhow::anyhow!("stopped in epoch {}; `medas train ... --resume` goes on from the last finished epoch", epoch + 1),
         other => other.into(),
     })?;
+    let model = crate::model::save_trained(&args.out, args.model.as_deref(), &name, manifest.version)?;
     let mut summary = serde_json::json!({
         "epochs_run": report.epochs_run,
         "best_validation_dice": report.best_dice,
         "best_epoch": report.best_epoch.map(|e| e + 1),
         "stopped_early": report.stopped_early,
         "run": args.out,
+        "model": model,
     });
     if classifier {
         summary["best_validation_accuracy"] = report.best_accuracy.into();

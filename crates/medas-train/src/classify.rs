@@ -6,8 +6,9 @@
 //!
 //! Batch `n` depends only on the seed and `n` (as with [`crate::sampler`]): each item draws a
 //! class uniformly among the classes present, then one of its cases (class-balanced batches),
-//! then, with `sampler.flips`, a random flip of every axis longer than 1. `foreground_fraction`
-//! and `rot90` do not apply to classifiers. Batches are made on a worker thread, two ahead.
+//! then, with `sampler.flips`, a random flip of every axis longer than 1. `foreground_fraction`,
+//! `rot90` and `augmentations` do not apply to classifiers. Batches are made on a worker thread,
+//! two ahead.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -110,11 +111,12 @@ impl CaseSampler {
         Batch { shape: [self.config.batch_size, self.channels, id, ih, iw], image, label }
     }
 
-    /// Batches `first..first + count` made on a worker thread, at most two ahead.
-    pub fn prefetch(self: &Arc<Self>, first: u64, count: u64) -> Receiver<Batch> {
+    /// Batches `first..first + count` made on a worker thread, at most two ahead (as results,
+    /// like the patch sampler's; these never fail).
+    pub fn prefetch(self: &Arc<Self>, first: u64, count: u64) -> Receiver<Result<Batch, String>> {
         let (sender, receiver) = sync_channel(2);
         let sampler = Arc::clone(self);
-        std::thread::spawn(move || (first..first + count).all(|n| sender.send(sampler.batch(n)).is_ok()));
+        std::thread::spawn(move || (first..first + count).all(|n| sender.send(Ok(sampler.batch(n))).is_ok()));
         receiver
     }
 }

@@ -98,15 +98,27 @@ fn normalise(values: &mut [f32], normalization: Normalization) {
 
 /// Reads one case: its channel images (each normalised per channel) stacked, and its label.
 pub fn load_case(id: &str, images: &[PathBuf], label: Option<&Path>, normalization: Normalization, labels: LabelMode, classes: usize) -> Result<Volume, DataError> {
+    let read_images = images.iter().map(|path| Ok((path.display().to_string(), read(path)?))).collect::<Result<Vec<_>, DataError>>()?;
+    let (shape, stacked) = stack_channels(id, &read_images, normalization)?;
+    let label = match label {
+        Some(path) => Some(label_classes(id, path, shape, labels, classes)?),
+        None => None,
+    };
+    Ok(Volume { id: id.to_string(), shape, image: stacked, label, class: None })
+}
+
+/// The channel images of one case (each named for messages) in tensor order (C, D, H, W),
+/// each channel normalised on its own: what the network sees in training and in prediction.
+pub fn stack_channels(id: &str, images: &[(String, Image)], normalization: Normalization) -> Result<([usize; 4], Vec<f32>), DataError> {
     let case_error = |message: String| DataError::Case { case: id.to_string(), message };
     let mut shape: Option<[usize; 4]> = None;
     let mut stacked = Vec::new();
-    for path in images {
-        let ([c, d, h, w], mut values) = tensor_order(&read(path)?);
+    for (name, image) in images {
+        let ([c, d, h, w], mut values) = tensor_order(image);
         if let Some([_, d0, h0, w0]) = shape
             && [d0, h0, w0] != [d, h, w]
         {
-            return Err(case_error(format!("{} has size {w}x{h}x{d}, the first channel {w0}x{h0}x{d0}", path.display())));
+            return Err(case_error(format!("{name} has size {w}x{h}x{d}, the first channel {w0}x{h0}x{d0}")));
         }
         let plane = d * h * w;
         values.chunks_mut(plane.max(1)).for_each(|channel| normalise(channel, normalization));
@@ -117,17 +129,17 @@ pub fn load_case(id: &str, images: &[PathBuf], label: Option<&Path>, normalizati
         });
     }
     let shape = shape.ok_or_else(|| case_error("no image".into()))?;
-    let label = match label {
-        Some(path) => {
-            let ([c, d, h, w], values) = tensor_order(&read(path)?);
-            if c != 1 || [d, h, w] != [shape[1], shape[2], shape[3]] {
-                return Err(case_error(format!("label {} is {c}x{w}x{h}x{d}, the image {}x{}x{}", path.display(), shape[3], shape[2], shape[1])));
-            }
-            Some(classes_of(&values, labels, classes).map_err(|m| case_error(format!("label {}: {m}", path.display())))?)
-        }
-        None => None,
-    };
-    Ok(Volume { id: id.to_string(), shape, image: stacked, label, class: None })
+    Ok((shape, stacked))
+}
+
+/// The label map at `path` as classes (D, H, W), checked against the image's shape.
+pub fn label_classes(id: &str, path: &Path, shape: [usize; 4], labels: LabelMode, classes: usize) -> Result<Vec<u8>, DataError> {
+    let case_error = |message: String| DataError::Case { case: id.to_string(), message };
+    let ([c, d, h, w], values) = tensor_order(&read(path)?);
+    if c != 1 || [d, h, w] != [shape[1], shape[2], shape[3]] {
+        return Err(case_error(format!("label {} is {c}x{w}x{h}x{d}, the image {}x{}x{}", path.display(), shape[3], shape[2], shape[1])));
+    }
+    classes_of(&values, labels, classes).map_err(|m| case_error(format!("label {}: {m}", path.display())))
 }
 
 fn classes_of(values: &[f32], mode: LabelMode, classes: usize) -> Result<Vec<u8>, String> {

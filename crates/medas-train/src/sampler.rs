@@ -1,8 +1,9 @@
 //! Training batches: patches drawn from the cases by a seeded generator, a share of them
 //! centred on a foreground voxel (nnU-Net's over-sampling: small structures are seen often
-//! enough), flipped and turned at random, made on a worker thread one batch ahead. Batch `n`
-//! depends only on the seed and `n`, so a run is reproducible and a resumed run draws the same
-//! batches as an uninterrupted one.
+//! enough), flipped and turned at random, then augmented by the catalog's augmentation tools
+//! (see [`crate::augment`]), made on a worker thread a few batches ahead (the items of a batch
+//! in parallel). Batch `n` depends only on the seed and `n`, so a run is reproducible and a
+//! resumed run draws the same batches as an uninterrupted one.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -11,7 +12,12 @@ use medas_dataset::split::SplitMix64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::{AugmentationStep, Augmenter, PatchValues};
 use crate::data::Volume;
+
+/// Batches made ahead of the training loop (a small bounded queue: enough to absorb a slow
+/// batch, little memory).
+pub const PREFETCH_DEPTH: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,11 +31,18 @@ pub struct SamplerConfig {
     pub flips: bool,
     /// Random quarter turns in the H-W plane (square patches only).
     pub rot90: bool,
+    /// Catalog augmentation tools run on every patch after the flips and turns, in order, e.g.
+    /// `[{"tool": "augment.affine", "params": {"rotation_max": 30}, "probability": 0.2},
+    /// {"tool": "augment.gaussian_noise", "params": {"std_max": 0.1}, "probability": 0.15}]`.
+    /// Each step's seed is drawn per patch from the run's seed (no `seed` parameter);
+    /// `augment.random_crop` is refused (patches are already random crops). See
+    /// [`crate::augment`] for how patches meet the tools.
+    pub augmentations: Vec<AugmentationStep>,
 }
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { patch: [1, 128, 128], batch_size: 8, foreground_fraction: 0.33, flips: true, rot90: true }
+        SamplerConfig { patch: [1, 128, 128], batch_size: 8, foreground_fraction: 0.33, flips: true, rot90: true, augmentations: Vec::new() }
     }
 }
 
@@ -46,41 +59,63 @@ pub struct PatchSampler {
     /// Foreground voxel indices (into D*H*W) per volume.
     foreground: Vec<Vec<u32>>,
     config: SamplerConfig,
+    augmenter: Augmenter,
     seed: u64,
 }
 
+impl SamplerConfig {
+    /// Checks the augmentation steps (tool ids, parameters, fixed patch shape); errors name the step.
+    pub fn check_augmentations(&self) -> Result<(), String> {
+        Augmenter::plan(&self.augmentations, self.patch).map(|_| ())
+    }
+}
+
+/// The generator key of item `item` of batch `n`: its patch's draws and its augmentations'
+/// seeds ([`crate::augment::step_draw`]) come from it.
+pub fn item_key(seed: u64, n: u64, item: usize) -> u64 {
+    seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (item as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
 impl PatchSampler {
-    pub fn new(volumes: Arc<Vec<Volume>>, config: SamplerConfig, seed: u64) -> PatchSampler {
+    /// Fails when an augmentation step does not check out ([`SamplerConfig::check_augmentations`]).
+    pub fn new(volumes: Arc<Vec<Volume>>, config: SamplerConfig, seed: u64) -> Result<PatchSampler, String> {
+        let augmenter = Augmenter::plan(&config.augmentations, config.patch)?;
         let foreground = volumes
             .par_iter()
             .map(|v| v.label.as_ref().map_or(Vec::new(), |l| l.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, _)| i as u32).collect()))
             .collect();
-        PatchSampler { volumes, foreground, config, seed }
+        Ok(PatchSampler { volumes, foreground, config, augmenter, seed })
     }
 
     pub fn channels(&self) -> usize {
         self.volumes.first().map_or(0, |v| v.shape[0])
     }
 
-    /// Batch number `n`.
-    pub fn batch(&self, n: u64) -> Batch {
+    /// Batch number `n`; fails only when an augmentation tool fails on a patch.
+    pub fn batch(&self, n: u64) -> Result<Batch, String> {
         let [pd, ph, pw] = self.config.patch;
         let channels = self.channels();
         let items: Vec<(Vec<f32>, Vec<i64>)> = (0..self.config.batch_size)
             .into_par_iter()
             .map(|b| {
-                let mut rng = SplitMix64::new(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (b as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+                let key = item_key(self.seed, n, b);
+                let mut rng = SplitMix64::new(key);
                 rng.next_u64();
-                self.patch(&mut rng)
+                let (mut image, mut label) = self.patch(&mut rng);
+                if !self.augmenter.is_empty() {
+                    let mut values = PatchValues { image: &mut image, label: &mut label, channels, patch: self.config.patch };
+                    self.augmenter.apply(key, &mut values).map_err(|e| format!("batch {n}, item {b}: {e}"))?;
+                }
+                Ok((image, label))
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         let mut image = Vec::with_capacity(self.config.batch_size * channels * pd * ph * pw);
         let mut label = Vec::with_capacity(self.config.batch_size * pd * ph * pw);
         for (i, l) in items {
             image.extend(i);
             label.extend(l);
         }
-        Batch { shape: [self.config.batch_size, channels, pd, ph, pw], image, label }
+        Ok(Batch { shape: [self.config.batch_size, channels, pd, ph, pw], image, label })
     }
 
     fn patch(&self, rng: &mut SplitMix64) -> (Vec<f32>, Vec<i64>) {
@@ -109,14 +144,17 @@ impl PatchSampler {
         (image, label)
     }
 
-    /// Batches `first..first + count` made on a worker thread, at most two ahead.
-    pub fn prefetch(self: &Arc<Self>, first: u64, count: u64) -> Receiver<Batch> {
-        let (sender, receiver) = sync_channel(2);
+    /// Batches `first..first + count` made on a worker thread, at most [`PREFETCH_DEPTH`]
+    /// ahead; the worker stops after the first failed batch.
+    pub fn prefetch(self: &Arc<Self>, first: u64, count: u64) -> Receiver<Result<Batch, String>> {
+        let (sender, receiver) = sync_channel(PREFETCH_DEPTH);
         let sampler = Arc::clone(self);
         std::thread::spawn(move || {
             for n in first..first + count {
-                if sender.send(sampler.batch(n)).is_err() {
-                    break; // the training loop stopped
+                let batch = sampler.batch(n);
+                let failed = batch.is_err();
+                if sender.send(batch).is_err() || failed {
+                    break; // the training loop stopped, or cannot go on
                 }
             }
         });

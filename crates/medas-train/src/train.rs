@@ -48,6 +48,8 @@ pub struct TrainConfig {
     /// Learning rate by iteration; `total_iterations` is set to epochs × iterations_per_epoch.
     #[serde(default = "default_schedule")]
     pub schedule: ScheduleConfig,
+    /// Patches, flips/turns and on-the-fly augmentation with catalog tools
+    /// (`sampler.augmentations`, see [`SamplerConfig::augmentations`]).
     #[serde(default)]
     pub sampler: SamplerConfig,
     /// How the cases' intensities are normalised when they are loaded.
@@ -107,6 +109,7 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.sampler.foreground_fraction) {
             return Err(TrainError::Config(format!("sampler.foreground_fraction must be in [0, 1], got {}", self.sampler.foreground_fraction)));
         }
+        self.sampler.check_augmentations().map_err(TrainError::Config)?;
         self.schedule.validate().map_err(config_error)?;
         self.optimizer.init().map_err(config_error)?;
         if !self.class_names.is_empty() && self.class_names.len() != self.network.classes() {
@@ -213,7 +216,7 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
     }
     let per_epoch = config.iterations_per_epoch;
     let first = (state.epochs_done * per_epoch) as u64;
-    let batches = prefetch(config, training, first, (config.epochs.saturating_sub(state.epochs_done) * per_epoch) as u64);
+    let batches = prefetch(config, training, first, (config.epochs.saturating_sub(state.epochs_done) * per_epoch) as u64)?;
     let mut steps = Steps { config, loss, device, batches, started: Instant::now(), done: 0 };
     let mut stopped_early = false;
     for epoch in state.epochs_done..config.epochs {
@@ -254,12 +257,12 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
 
 /// Batches `first..first + count` from a worker thread: patches for segmentation networks,
 /// whole cases for classifiers.
-fn prefetch(config: &TrainConfig, training: Vec<Volume>, first: u64, count: u64) -> Receiver<Batch> {
-    if config.is_classifier() {
+fn prefetch(config: &TrainConfig, training: Vec<Volume>, first: u64, count: u64) -> Result<Receiver<Result<Batch, String>>, TrainError> {
+    Ok(if config.is_classifier() {
         Arc::new(CaseSampler::new(&training, config.sampler.clone(), config.seed)).prefetch(first, count)
     } else {
-        Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed)).prefetch(first, count)
-    }
+        Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed).map_err(TrainError::Config)?).prefetch(first, count)
+    })
 }
 
 /// The optimisation steps of a run.
@@ -267,7 +270,7 @@ struct Steps<'a> {
     config: &'a TrainConfig,
     loss: Loss,
     device: Device,
-    batches: Receiver<Batch>,
+    batches: Receiver<Result<Batch, String>>,
     started: Instant,
     /// Steps taken by this call of [`train`] (for the time estimate).
     done: usize,
@@ -281,7 +284,7 @@ impl Steps<'_> {
         self.device.seed(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut total_loss = 0.0;
         for iteration in 0..per_epoch {
-            let batch = self.batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?;
+            let batch = self.batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?.map_err(TrainError::Failed)?;
             let value = self.batch_loss(&network, batch)?;
             let scalar = value.clone().into_scalar::<f64>();
             if !scalar.is_finite() {

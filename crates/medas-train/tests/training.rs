@@ -109,3 +109,24 @@ fn training_stops_when_validation_dice_stops_improving() {
     let dice: Vec<f64> = report.metrics.iter().map(|m| m.validation_dice.unwrap()).collect();
     assert!(dice[1] <= dice[0], "{dice:?}");
 }
+
+#[test]
+fn a_2d_unet_still_learns_nuclei_with_catalog_augmentations() {
+    let data = tempfile::tempdir().unwrap();
+    let (training, validation) = nuclei(&data.path().join("nuclei"));
+    let augmentations = r#"[
+        {"tool": "augment.affine", "params": {"rotation_max": 30, "scale_min": 0.85, "scale_max": 1.2}, "probability": 0.3},
+        {"tool": "augment.elastic", "params": {"alpha_max": 20, "sigma_min": 6, "sigma_max": 8}, "probability": 0.2},
+        {"tool": "augment.gaussian_noise", "params": {"std_max": 0.1}, "probability": 0.15},
+        {"tool": "augment.gamma", "probability": 0.3}]"#;
+    let config = config(6, 1);
+    let json = serde_json::to_string(&config).unwrap().replace(r#""augmentations":[]"#, &format!(r#""augmentations":{augmentations}"#));
+    let config = TrainConfig::from_json(&json).unwrap();
+    assert_eq!(config.sampler.augmentations.len(), 4);
+    let report = train(&config, training, &validation, &data.path().join("run"), false, &mut quiet).unwrap();
+    let losses: Vec<f64> = report.metrics.iter().map(|m| m.train_loss).collect();
+    let dice = report.best_dice.unwrap();
+    eprintln!("nuclei with augmentations: losses {losses:.3?}, best validation Dice {dice:.3} (epoch {:?})", report.best_epoch);
+    assert!(dice >= 0.75, "validation Dice {dice} after 90 steps with augmentations");
+    assert!(losses[5] < 0.7 * losses[0], "the loss falls: {losses:?}");
+}
