@@ -10,6 +10,8 @@
 //!   training config: normalization, labels, patch)
 //! store model + images ──predict (same tensors and normalisation, sliding window)──► label map
 //!   and probabilities on the input's grid, Dice against a label
+//! dataset NAME[@vN] + split/fold ──run (load_fold, train, export)──► stored model: the one
+//!   path of `medas train` and the catalog tools `network.train_*` (train_tools)
 //! ```
 //!
 //! Axes: an image's index axes i, j, k become the tensor's W, H, D (the order SimpleITK's
@@ -19,9 +21,11 @@ pub mod augment;
 pub mod data;
 pub mod export;
 pub mod predict;
+pub mod run;
 pub mod sampler;
 pub mod tool;
 pub mod train;
+pub mod train_tools;
 
 pub use data::{DataError, LabelMode, Normalization, Volume};
 pub use augment::AugmentationStep;
