@@ -3,7 +3,7 @@
 //! `~/.local/share/medas/models`). `medas train` stores its run's best checkpoint there through
 //! `medas_train::run`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
