@@ -1,13 +1,13 @@
 //! `medas model list|show|delete|import`: the model store in the MEDAS data folder
 //! (`$MEDAS_DATA/models`, else `$XDG_DATA_HOME/medas/models`, else
-//! `~/.local/share/medas/models`), and the step of `medas train` that saves a run's best
-//! checkpoint there.
+//! `~/.local/share/medas/models`). `medas train` stores its run's best checkpoint there through
+//! `medas_train::run`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use medas_nn::store::{DatasetRef, ModelMetadata, ModelStore, weights};
+use medas_nn::store::{ModelMetadata, ModelStore, weights};
 use medas_nn::{ComputeDevice, NetworkConfig};
 use medas_train::{LabelMode, Normalization};
 
@@ -157,15 +157,4 @@ fn import_training(args: &ImportArgs) -> Result<serde_json::Value> {
 pub fn parse_patch(text: &str) -> Result<[usize; 3]> {
     let sizes: Vec<usize> = text.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>().ok().filter(|v: &Vec<usize>| v.len() == 3 && !v.contains(&0)).with_context(|| format!("patch {text:?}: expected three positive sizes D,H,W"))?;
     Ok([sizes[0], sizes[1], sizes[2]])
-}
-
-/// Saves the best checkpoint of the run in `run` (trained on `dataset`@v`version`) as model
-/// `name` (default: `DATASET-RUNFOLDER`); returns the name.
-pub fn save_trained(run: &Path, name: Option<&str>, dataset: &str, version: u32) -> Result<String> {
-    let name = name.map_or_else(|| medas_train::export::default_model_name(dataset, run), str::to_string);
-    let reference = DatasetRef { name: dataset.to_string(), version: format!("v{version}") };
-    let dir = medas_train::export::export_run(run, &ModelStore::open_default(), &name, Some(reference))
-        .with_context(|| format!("storing run {} as model {name} (another name: `medas model import NAME --run {}`)", run.display(), run.display()))?;
-    eprintln!("saved the best checkpoint as model {name} ({})", dir.display());
-    Ok(name)
 }

@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store;
-use medas_train::classes::{assign_classes, class_names, manifest_class_labels};
-use medas_train::data::load_manifest_cases;
-use medas_train::{EpochMetrics, TrainConfig, TrainEvent, train};
+use medas_nn::ModelStore;
+use medas_train::run::{RunError, RunRequest, train_dataset};
+use medas_train::{EpochMetrics, TrainConfig, TrainError, TrainEvent};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -46,42 +45,8 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     args.model.as_deref().map(medas_nn::store::validate_name).transpose()?;
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
-    let mut config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
-    let data = store::data_dir();
-    let (name, version) = store::parse_reference(&args.dataset)?;
-    let manifest = store::load(&data, &name, version)?;
-    let fold = match &args.split {
-        Some(split_name) => {
-            let path = split::split_path(&data, &name, manifest.version, split_name);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("no split {split_name} of {name}@v{} ({})", manifest.version, path.display()))?;
-            let saved: split::Split = serde_json::from_str(&text).with_context(|| path.display().to_string())?;
-            let count = saved.folds.len();
-            saved.folds.into_iter().nth(args.fold).with_context(|| format!("split {split_name} has {count} folds; --fold {} is not one", args.fold))?
-        }
-        None => {
-            let classifier = config.is_classifier();
-            let options = SplitOptions { kind: SplitKind::Holdout { validation_fraction: 0.2 }, seed: config.seed, stratify: classifier, group_by_patient: classifier };
-            split::split_manifest(&manifest, "holdout", options)?.folds.remove(0)
-        }
-    };
-    if fold.train.is_empty() || fold.validation.is_empty() {
-        bail!("the fold has {} training and {} validation cases; both must be non-empty", fold.train.len(), fold.validation.len());
-    }
-    let classes = config.network.classes();
-    eprintln!("loading {} training and {} validation cases of {name}@v{}", fold.train.len(), fold.validation.len(), manifest.version);
-    let mut training = load_manifest_cases(&manifest, Some(&fold.train), config.normalization, config.labels, classes)?;
-    let mut validation = load_manifest_cases(&manifest, Some(&fold.validation), config.normalization, config.labels, classes)?;
-    if config.is_classifier() {
-        // The names come from every case of the version, so all folds share one mapping.
-        let labels = manifest_class_labels(&manifest);
-        if config.class_names.is_empty() {
-            config.class_names = class_names(labels.values().map(String::as_str), classes)?;
-        }
-        assign_classes(&mut training, &labels, &config.class_names)?;
-        assign_classes(&mut validation, &labels, &config.class_names)?;
-    }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot make {}", args.out.display()))?;
-    std::fs::write(args.out.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+    let config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    let request = RunRequest { dataset: args.dataset.clone(), split: args.split.clone(), fold: args.fold, out: args.out.clone(), resume: args.resume, model: args.model.clone() };
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -96,25 +61,26 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         !stop.load(Ordering::SeqCst)
     };
-    let report = train(&config, training, &validation, &args.out, args.resume, &mut on_event);
+    let trained = train_dataset(&config, &request, &store::data_dir(), &ModelStore::open_default(), &mut |line| eprintln!("{line}"), &mut on_event);
     bar.finish();
-    let report = report.map_err(|e| match e {
-        medas_train::TrainError::Cancelled { epoch } => anyhow::anyhow!("stopped in epoch {}; `medas train ... --resume` goes on from the last finished epoch", epoch + 1),
+    let trained = trained.map_err(|e| match e {
+        RunError::Train(TrainError::Cancelled { epoch }) => anyhow::anyhow!("stopped in epoch {}; `medas train ... --resume` goes on from the last finished epoch", epoch + 1),
         other => other.into(),
     })?;
-    let model = crate::model::save_trained(&args.out, args.model.as_deref(), &name, manifest.version)?;
+    eprintln!("saved the best checkpoint as model {} ({})", trained.model, trained.model_dir.display());
+    let report = trained.report;
     let mut summary = serde_json::json!({
         "epochs_run": report.epochs_run,
         "best_validation_dice": report.best_dice,
         "best_epoch": report.best_epoch.map(|e| e + 1),
         "stopped_early": report.stopped_early,
         "run": args.out,
-        "model": model,
+        "model": trained.model,
     });
     if classifier {
         summary["best_validation_accuracy"] = report.best_accuracy.into();
         summary["best_validation_auc"] = report.best_auc.into();
-        summary["classes"] = config.class_names.clone().into();
+        summary["classes"] = trained.class_names.into();
     }
     crate::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
     Ok(())

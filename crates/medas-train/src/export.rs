@@ -85,7 +85,7 @@ fn run_metrics(state: &Checkpoint) -> std::collections::BTreeMap<String, f64> {
 }
 
 /// Whether model `name` exists and its metadata names `run` as the run it came from.
-fn exported_from(store: &ModelStore, name: &str, run: &Path) -> bool {
+pub(crate) fn exported_from(store: &ModelStore, name: &str, run: &Path) -> bool {
     let Ok(dir) = store.model_dir(name) else { return false };
     let Ok(text) = std::fs::read_to_string(dir.join(METADATA_FILE)) else { return false };
     let Ok(metadata) = serde_json::from_str::<ModelMetadata>(&text) else { return false };

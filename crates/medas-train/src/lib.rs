@@ -10,6 +10,8 @@
 //!   training config: normalization, labels, patch)
 //! store model + images ──predict (same tensors and normalisation, sliding window)──► label map
 //!   and probabilities on the input's grid, Dice against a label
+//! dataset NAME[@vN] + split/fold ──run (load_fold, train, export)──► stored model: the one
+//!   path of `medas train` and the catalog tools `network.train_*` (train_tools)
 //! ```
 //!
 //! Classifiers (`classifier`, `dpn`) take one class per case instead of a label map: the
@@ -25,9 +27,11 @@ pub mod classify;
 pub mod data;
 pub mod export;
 pub mod predict;
+pub mod run;
 pub mod sampler;
 pub mod tool;
 pub mod train;
+pub mod train_tools;
 
 pub use data::{DataError, LabelMode, Normalization, Volume};
 pub use augment::AugmentationStep;
