@@ -11,6 +11,7 @@ use clap::Args;
 use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store;
 use medas_train::data::load_manifest_cases;
+use medas_nn::ComputeDevice;
 use medas_train::{TrainConfig, TrainEvent, train};
 
 #[derive(Args)]
@@ -38,12 +39,17 @@ pub struct TrainArgs {
     /// e.g. `nuclei-run1`]; a model from the same run folder is replaced.
     #[arg(long)]
     model: Option<String>,
+    /// The compute device, replacing the config's `"device"`: `cpu`, or `gpu` / `gpu:N` in builds
+    /// with `--features gpu` (docs/gpu.md).
+    #[arg(long)]
+    device: Option<ComputeDevice>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     args.model.as_deref().map(medas_nn::store::validate_name).transpose()?;
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    let mut config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    config.device = args.device.unwrap_or(config.device);
     let data = store::data_dir();
     let (name, version) = store::parse_reference(&args.dataset)?;
     let manifest = store::load(&data, &name, version)?;
