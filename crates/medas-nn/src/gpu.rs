@@ -48,11 +48,11 @@ fn acquire(index: Option<usize>) -> Result<Device, String> {
     match catch_unwind(AssertUnwindSafe(|| options.init())) {
         Ok(Ok(device)) => Ok(device),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(panic) => Err(panic_text(&panic)),
+        Err(panic) => Err(panic_text(panic.as_ref())),
     }
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
