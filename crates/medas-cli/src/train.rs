@@ -1,6 +1,7 @@
 //! `medas train`: trains a network on a registered dataset version, one fold of a saved split
 //! (or a seeded 20% hold-out), with a progress bar, a line per epoch, Ctrl-C to stop and
-//! `--resume` to go on.
+//! `--resume` to go on. Classifiers (`classifier`, `dpn`) learn the dataset's class labels (one
+//! per case); their class names go into the run's `config.json` and `classes.json`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store;
+use medas_train::classes::{assign_classes, class_names, manifest_class_labels};
 use medas_train::data::load_manifest_cases;
 use medas_nn::ComputeDevice;
-use medas_train::{TrainConfig, TrainEvent, train};
+use medas_train::{EpochMetrics, TrainConfig, TrainEvent, train};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -22,7 +24,8 @@ pub struct TrainArgs {
     #[arg(long)]
     config: PathBuf,
     /// A saved split of the dataset version (`medas dataset split`); default: a seeded 20%
-    /// hold-out of the training cases.
+    /// hold-out of the training cases (for classifiers stratified by class and grouped by
+    /// patient).
     #[arg(long)]
     split: Option<String>,
     /// The fold of the split to train.
@@ -62,7 +65,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             saved.folds.into_iter().nth(args.fold).with_context(|| format!("split {split_name} has {count} folds; --fold {} is not one", args.fold))?
         }
         None => {
-            let options = SplitOptions { kind: SplitKind::Holdout { validation_fraction: 0.2 }, seed: config.seed, stratify: false, group_by_patient: false };
+            let classifier = config.is_classifier();
+            let options = SplitOptions { kind: SplitKind::Holdout { validation_fraction: 0.2 }, seed: config.seed, stratify: classifier, group_by_patient: classifier };
             split::split_manifest(&manifest, "holdout", options)?.folds.remove(0)
         }
     };
@@ -71,8 +75,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let classes = config.network.classes();
     eprintln!("loading {} training and {} validation cases of {name}@v{}", fold.train.len(), fold.validation.len(), manifest.version);
-    let training = load_manifest_cases(&manifest, Some(&fold.train), config.normalization, config.labels, classes)?;
-    let validation = load_manifest_cases(&manifest, Some(&fold.validation), config.normalization, config.labels, classes)?;
+    let mut training = load_manifest_cases(&manifest, Some(&fold.train), config.normalization, config.labels, classes)?;
+    let mut validation = load_manifest_cases(&manifest, Some(&fold.validation), config.normalization, config.labels, classes)?;
+    if config.is_classifier() {
+        // The names come from every case of the version, so all folds share one mapping.
+        let labels = manifest_class_labels(&manifest);
+        if config.class_names.is_empty() {
+            config.class_names = class_names(labels.values().map(String::as_str), classes)?;
+        }
+        assign_classes(&mut training, &labels, &config.class_names)?;
+        assign_classes(&mut validation, &labels, &config.class_names)?;
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot make {}", args.out.display()))?;
     std::fs::write(args.out.join("config.json"), serde_json::to_string_pretty(&config)?)?;
 
@@ -81,13 +94,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let bar = crate::progress::Bar::new("training");
     let epochs = config.epochs;
+    let classifier = config.is_classifier();
     let mut on_event = |event: TrainEvent| {
         match event {
             TrainEvent::Iteration { iteration, of, .. } => bar.update(iteration + 1, of),
-            TrainEvent::Epoch(m) => {
-                let dice = m.validation_dice.map_or("-".to_string(), |d| format!("{d:.4}"));
-                eprintln!("epoch {}/{epochs}  loss {:.4}  validation Dice {dice}  lr {:.2e}  {:.1} s", m.epoch + 1, m.train_loss, m.learning_rate, m.seconds);
-            }
+            TrainEvent::Epoch(m) => eprintln!("epoch {}/{epochs}  loss {:.4}  {}  lr {:.2e}  {:.1} s", m.epoch + 1, m.train_loss, validation_figures(&m, classifier), m.learning_rate, m.seconds),
         }
         !stop.load(Ordering::SeqCst)
     };
@@ -98,13 +109,29 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         other => other.into(),
     })?;
     let model = crate::model::save_trained(&args.out, args.model.as_deref(), &name, manifest.version)?;
-    crate::emit(&(serde_json::to_string_pretty(&serde_json::json!({
+    let mut summary = serde_json::json!({
         "epochs_run": report.epochs_run,
         "best_validation_dice": report.best_dice,
         "best_epoch": report.best_epoch.map(|e| e + 1),
         "stopped_early": report.stopped_early,
         "run": args.out,
         "model": model,
-    }))? + "\n"))?;
+    });
+    if classifier {
+        summary["best_validation_accuracy"] = report.best_accuracy.into();
+        summary["best_validation_auc"] = report.best_auc.into();
+        summary["classes"] = config.class_names.clone().into();
+    }
+    crate::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
     Ok(())
+}
+
+/// An epoch's validation figures for its progress line ("-" when it was not validated).
+fn validation_figures(m: &EpochMetrics, classifier: bool) -> String {
+    let shown = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.4}"));
+    if classifier {
+        format!("validation accuracy {}  AUC {}", shown(m.validation_accuracy), shown(m.validation_auc))
+    } else {
+        format!("validation Dice {}", shown(m.validation_dice))
+    }
 }

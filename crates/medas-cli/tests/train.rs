@@ -43,3 +43,33 @@ fn train_runs_on_a_generated_dataset_and_resumes() {
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("epochs must be at least 1, got 0"), "{message}");
 }
+
+#[test]
+fn train_a_classifier_on_generated_brain_classes() {
+    let root = scratch_dir("cli-train-classifier");
+    let data = root.join("data");
+    let brains = root.join("brains");
+    ok(&data, &["dataset", "generate", "brain-classes", brains.to_str().unwrap(), "--cases", "9", "--size", "64", "--seed", "3", "--import"]);
+    let config = root.join("train.json");
+    std::fs::write(
+        &config,
+        r#"{"network": {"name": "classifier", "spatial": "2d", "in_channels": 1, "classes": 2, "depth": 2, "base_channels": 4},
+            "sampler": {"patch": [1, 32, 32], "batch_size": 4}, "epochs": 2, "iterations_per_epoch": 2, "seed": 4}"#,
+    )
+    .unwrap();
+    let run = root.join("run");
+    let out = medas(&data, &["train", "brains", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && progress.contains("validation accuracy"), "{progress}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = summary["best_validation_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{summary}");
+    assert_eq!(summary["classes"], serde_json::json!(["AD", "CN"]));
+    assert_eq!(summary["epochs_run"], 2);
+    // The run records the class names for prediction: in its config and in classes.json.
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["class_names"], summary["classes"]);
+    assert!(run.join("classes.json").is_file());
+    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    assert!(first["validation_accuracy"].is_f64(), "{first}");
+}

@@ -6,6 +6,10 @@
 //! with instance normalisation. (With Debian's PyTorch 1.13.1 on the path the torch branch runs
 //! too; measured: numpy vs MEDAS at most 1.1e-6, torch vs MEDAS at most 1.3e-6.)
 //!
+//! The same weights in `torch.save`'s `.pt` layout (written with Python's pickle + zipfile) must
+//! give the very same logits; where Debian's PyTorch is unpacked, a file `torch.save` itself
+//! wrote is imported too and compared with PyTorch's output.
+//!
 //! The Python runs in the reference venv `$MEDAS_TESTDATA/venv` (scripts/fetch-testdata installs
 //! safetensors there). medas-testkit is not used: its serde_json features would rebuild Burn.
 
@@ -34,11 +38,15 @@ fn python() -> Option<PathBuf> {
 
 /// Runs the script for `norm` in `dims` (2 or 3) into a fresh folder of test `test`.
 fn reference(python: &Path, norm: &str, dims: usize, test: &str) -> PathBuf {
+    reference_with(Command::new(python), norm, dims, test)
+}
+
+fn reference_with(mut python: Command, norm: &str, dims: usize, test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("medas-nn-pytorch-{test}-{norm}-{dims}d-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch_unet.py");
-    let output = Command::new(python).arg(&script).arg(&dir).arg(norm).arg(dims.to_string()).output().expect("run python");
+    let output = python.arg(&script).arg(&dir).arg(norm).arg(dims.to_string()).output().expect("run python");
     assert!(output.status.success(), "pytorch_unet.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
     eprintln!("pytorch_unet.py {norm} {dims}: {}", String::from_utf8_lossy(&output.stdout).trim());
     dir
@@ -58,10 +66,21 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 fn imports_and_matches(norm: &str, dims: usize) {
     let Some(python) = python() else { return };
     let dir = reference(&python, norm, dims, "match");
+    // The stdlib-written .pt holds the same f32 values: the same logits, to the bit.
+    let ours = logits_of(&dir, "weights.safetensors", norm, dims);
+    assert_eq!(ours, logits_of(&dir, "weights.pt", norm, dims), "{norm} {dims}-D: .pt and safetensors imports differ");
+    if dir.join("weights_torch.pt").exists() {
+        assert_eq!(ours, logits_of(&dir, "weights_torch.pt", norm, dims), "{norm} {dims}-D: torch.save import differs");
+    }
+    compare_with_reference(&dir, &ours, norm, dims);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// MEDAS's U-Net with the weights of `dir/file` on the reference input: its logits.
+fn logits_of(dir: &Path, file: &str, norm: &str, dims: usize) -> Vec<f32> {
     let json = format!(r#"{{"name": "unet", "spatial": "{dims}d", "in_channels": 1, "classes": 2, "depth": 2, "base_channels": 4, "norm": "{norm}"}}"#);
     let device = ComputeDevice::Cpu.inference();
-    let network = import_unet(&NetworkConfig::from_json(&json).unwrap(), &dir.join("weights.safetensors"), &device).unwrap();
-
+    let network = import_unet(&NetworkConfig::from_json(&json).unwrap(), &dir.join(file), &device).unwrap();
     let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let (shape, input) = f32_tensor(&file, "input").unwrap();
@@ -70,19 +89,53 @@ fn imports_and_matches(norm: &str, dims: usize) {
     let volume = if dims == 2 { [*n, *c, 1, spatial[0], spatial[1]] } else { [*n, *c, spatial[0], spatial[1], spatial[2]] };
     let x = Tensor::<5>::from_data(TensorData::new(input, volume), &device);
     let NetworkOutput::Segmentation(out) = network.forward(x).unwrap() else { panic!("not a segmentation") };
-    let ours: Vec<f32> = out.logits.into_data().try_to_vec().unwrap();
+    out.logits.into_data().try_to_vec().unwrap()
+}
 
+fn compare_with_reference(dir: &Path, ours: &[f32], norm: &str, dims: usize) {
+    let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
     let (shape, expected) = f32_tensor(&file, "output").unwrap();
-    assert_eq!(shape[..2], [*n, 2]);
-    let numpy = max_difference(&ours, &expected);
+    assert_eq!(shape[1], 2);
+    let numpy = max_difference(ours, &expected);
     eprintln!("{norm} {dims}-D: max |MEDAS - numpy| = {numpy:.2e} (tolerance {TOLERANCE:.0e})");
     assert!(numpy <= TOLERANCE, "{norm} {dims}-D: MEDAS differs from the numpy reference by {numpy}");
     if let Some((_, torch)) = f32_tensor(&file, "torch_output") {
-        let difference = max_difference(&ours, &torch);
+        let difference = max_difference(ours, &torch);
         eprintln!("{norm} {dims}-D: max |MEDAS - torch| = {difference:.2e} (tolerance {TOLERANCE:.0e})");
         assert!(difference <= TOLERANCE, "{norm} {dims}-D: MEDAS differs from PyTorch by {difference}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Debian's python3-torch unpacked into $DEBTORCH or ~/.cache/medas/debtorch (see
+/// scripts/bench-conv), run by the venv's Python (3.11, as Debian's), or `None` with a reason.
+fn python_with_debian_torch() -> Option<Command> {
+    let root = std::env::var_os("DEBTORCH").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/medas/debtorch")))?;
+    let packages = root.join("usr/lib/python3/dist-packages");
+    let python = python()?;
+    if !packages.join("torch").is_dir() {
+        eprintln!("\n!!!!! SKIPPING the torch.save check: no Debian PyTorch under {} (optional) !!!!!\n", root.display());
+        return None;
+    }
+    let lib = root.join("usr/lib/x86_64-linux-gnu");
+    let paths = [lib.join("openblas-openmp"), lib.clone(), root.join("lib/x86_64-linux-gnu"), root.join("usr/lib")];
+    let mut command = Command::new(python);
+    command.env("LD_LIBRARY_PATH", std::env::join_paths(paths).unwrap()).env("PYTHONPATH", packages);
+    Some(command)
+}
+
+/// A file PyTorch itself wrote with `torch.save(model.state_dict())` (where Debian's PyTorch is
+/// unpacked; skipped with a message otherwise) imports and gives PyTorch's own output.
+#[test]
+fn a_unet_saved_by_pytorch_itself_imports_from_its_pt_file() {
+    for (norm, dims) in [("batch", 2), ("instance", 3)] {
+        let Some(python) = python_with_debian_torch() else { return };
+        let dir = reference_with(python, norm, dims, "torch-save");
+        assert!(dir.join("weights_torch.pt").exists(), "PyTorch did not write weights_torch.pt");
+        let ours = logits_of(&dir, "weights_torch.pt", norm, dims);
+        compare_with_reference(&dir, &ours, norm, dims);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[test]
@@ -124,6 +177,19 @@ fn pytorch_files_that_do_not_fit_are_refused_by_name() {
     assert_eq!(
         import(&format!(r#"{{{base}, "norm": "batch", "convs_per_block": 3}}"#)),
         format!("{}: tensor encoder.0.convs.2.conv.weight is missing from the file", weights.display())
+    );
+    // A .pt file goes through the same checks; a broken one is named as such.
+    let pt = dir.join("weights.pt");
+    let import_pt = |json: &str| import_unet(&NetworkConfig::from_json(json).unwrap(), &pt, &device).map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        import_pt(&format!(r#"{{{base}, "norm": "batch", "in_channels": 3}}"#)),
+        format!("{}: tensor encoder.0.convs.0.conv.weight has shape [4, 1, 3, 3] in the file, the network expects [4, 3, 3, 3]", pt.display())
+    );
+    let bytes = std::fs::read(&pt).unwrap();
+    std::fs::write(&pt, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(
+        import_pt(&format!(r#"{{{base}, "norm": "batch"}}"#)),
+        format!("{}: not a torch.save zip file: no end of central directory record: not a zip file", pt.display())
     );
     assert_eq!(
         import(r#"{"name": "vnet", "spatial": "2d"}"#),

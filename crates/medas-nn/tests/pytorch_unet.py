@@ -3,10 +3,12 @@
 Usage: python pytorch_unet.py OUT_DIR NORM DIMS   (NORM: batch or instance; DIMS: 2 or 3)
 
 Writes OUT_DIR/weights.safetensors (random weights under PyTorch's state_dict names of the
-`UNet` class below) and OUT_DIR/reference.safetensors (`input`, and `output` computed with
+`UNet` class below), the same weights as OUT_DIR/weights.pt in `torch.save`'s layout written
+with the standard library (`save_torch_zip`), and OUT_DIR/reference.safetensors (`input`, and `output` computed with
 plain numpy: convolution as an einsum over shifted windows, normalisation in eval mode, leaky
 ReLU, max pooling, transposed convolution, concatenation, 1x1 head). When torch is importable
-the same weights are also loaded into `UNet` and its output is stored as `torch_output`.
+the same weights are also loaded into `UNet`, its output is stored as `torch_output` and its
+`torch.save(model.state_dict())` as OUT_DIR/weights_torch.pt.
 
 `UNet` is the PyTorch module MEDAS's "unet" corresponds to, layer for layer, so weights
 trained with it load into MEDAS (medas_nn::store::pytorch::import_unet). Save them with
@@ -173,6 +175,88 @@ def forward(x, weights, kind):
     return conv(x, w["head.weight"], w["head.bias"])
 
 
+def save_torch_zip(weights, path):
+    """`torch.save(state_dict, path)`'s file with the standard library only: a zip (stored
+    entries) of `archive/data.pkl` (protocol-2 pickle of an OrderedDict whose tensors reduce to
+    `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`,
+    storages as persistent ids `("storage", torch.FloatStorage, key, "cpu", numel)`, and the
+    `_metadata` attribute), `archive/data/KEY` (raw little-endian elements) and
+    `archive/version`. `head.weight` is stored transposed (a non-contiguous stride) and the
+    biases of `ups.*` share one storage at offsets, as views do in real state_dicts."""
+    import collections
+    import io
+    import pickle
+    import types
+    import zipfile
+
+    fake_torch, fake_utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    storage_types = {}
+    for dtype, name in ((np.float32, "FloatStorage"), (np.int64, "LongStorage")):
+        storage_types[np.dtype(dtype)] = type(name, (), {"__module__": "torch"})
+        setattr(fake_torch, name, storage_types[np.dtype(dtype)])
+
+    def _rebuild_tensor_v2(*args):
+        raise RuntimeError("only pickled here")
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    fake_utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    fake_torch._utils = fake_utils
+
+    class Storage:
+        def __init__(self, key, array):
+            self.key, self.array = key, array
+
+    class Tensor:
+        def __init__(self, storage, offset, shape, stride):
+            self.args = (storage, offset, tuple(shape), tuple(stride), False, collections.OrderedDict())
+
+        def __reduce__(self):
+            return _rebuild_tensor_v2, self.args
+
+    class Writer(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", storage_types[obj.array.dtype], obj.key, "cpu", obj.array.size)
+            return None
+
+    storages, state = [], collections.OrderedDict()
+
+    def storage(array):
+        storages.append(Storage(str(len(storages)), np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"))))
+        return storages[-1]
+
+    shared_biases = [k for k in weights if k.startswith("ups.") and k.endswith(".bias")]
+    shared = storage(np.concatenate([weights[k] for k in shared_biases]))
+    offset = 0
+    for key, value in weights.items():
+        if key in shared_biases:
+            state[key] = Tensor(shared, offset, value.shape, (1,))
+            offset += value.size
+        elif key == "head.weight":
+            transposed = value.transpose()
+            strides = [s // value.itemsize for s in np.ascontiguousarray(transposed).strides]
+            state[key] = Tensor(storage(transposed), 0, value.shape, reversed(strides))
+        else:
+            state[key] = Tensor(storage(value), 0, value.shape, [s // value.itemsize for s in value.strides])
+    state._metadata = collections.OrderedDict([("", {"version": 1})])
+    saved = {name: sys.modules.get(name) for name in ("torch", "torch._utils")}
+    sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
+    try:
+        buffer = io.BytesIO()
+        Writer(buffer, protocol=2).dump(state)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name)
+            else:
+                sys.modules[name] = module
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        for s in storages:
+            archive.writestr(f"archive/data/{s.key}", s.array.tobytes())
+        archive.writestr("archive/version", "3\n")
+
+
 def main():
     out_dir, kind, dims = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng((20261124 if kind == "batch" else 7) + dims)
@@ -191,7 +275,9 @@ def main():
         model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
         with torch.no_grad():
             reference["torch_output"] = model(torch.from_numpy(x)).numpy()
+        torch.save(model.state_dict(), f"{out_dir}/weights_torch.pt")
     save_file(weights, f"{out_dir}/weights.safetensors")
+    save_torch_zip(weights, f"{out_dir}/weights.pt")
     save_file(reference, f"{out_dir}/reference.safetensors")
     print("torch" if torch is not None else "numpy only")
 

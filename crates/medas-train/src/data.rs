@@ -12,6 +12,8 @@ pub enum DataError {
     Read { path: PathBuf, message: String },
     #[error("case {case}: {message}")]
     Case { case: String, message: String },
+    #[error("class labels: {0}")]
+    Classes(String),
 }
 
 /// How intensities are brought to a common scale before training.
@@ -48,6 +50,9 @@ pub struct Volume {
     pub image: Vec<f32>,
     /// Class per voxel (D, H, W), when the case has a label.
     pub label: Option<Vec<u8>>,
+    /// The case's class for classifiers (index into the run's class names; see
+    /// [`crate::classes`]), when the dataset gives one per case.
+    pub class: Option<usize>,
 }
 
 impl Volume {
@@ -99,7 +104,7 @@ pub fn load_case(id: &str, images: &[PathBuf], label: Option<&Path>, normalizati
         Some(path) => Some(label_classes(id, path, shape, labels, classes)?),
         None => None,
     };
-    Ok(Volume { id: id.to_string(), shape, image: stacked, label })
+    Ok(Volume { id: id.to_string(), shape, image: stacked, label, class: None })
 }
 
 /// The channel images of one case (each named for messages) in tensor order (C, D, H, W),

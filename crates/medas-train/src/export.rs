@@ -4,9 +4,10 @@
 //!
 //! The metadata's `training` entry is the run's whole [`TrainConfig`] as JSON: prediction reads
 //! its `normalization`, `labels` and `sampler.patch` from there (see [`crate::predict`]), so a
-//! stored model is normalised the way it was trained. `metrics` holds `best_validation_dice`,
-//! `best_epoch` (1-based), `epochs_run` and `final_train_loss`; `notes` names the run folder
-//! and the checkpoint used.
+//! stored model is normalised the way it was trained (a classifier's `class_names` too).
+//! `metrics` holds `best_validation_dice` (classifiers: `best_validation_accuracy`,
+//! `best_validation_auc`), `best_epoch` (1-based), `epochs_run` and `final_train_loss`; `notes`
+//! names the run folder and the checkpoint used.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,11 @@ fn run_metrics(state: &Checkpoint) -> std::collections::BTreeMap<String, f64> {
     if let Some(dice) = state.best_dice {
         metrics.insert("best_validation_dice".to_string(), dice);
     }
+    for (key, value) in [("best_validation_accuracy", state.best_accuracy), ("best_validation_auc", state.best_auc)] {
+        if let Some(value) = value {
+            metrics.insert(key.to_string(), value);
+        }
+    }
     if let Some(epoch) = state.best_epoch {
         metrics.insert("best_epoch".to_string(), (epoch + 1) as f64);
     }
@@ -107,7 +113,7 @@ mod tests {
         let mut rng = SplitMix64::new(seed);
         let image: Vec<f32> = (0..16 * 16).map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32).collect();
         let label = image.iter().map(|&v| u8::from(v > 0.5)).collect();
-        Volume { id: id.to_string(), shape: [1, 1, 16, 16], image, label: Some(label) }
+        Volume { id: id.to_string(), shape: [1, 1, 16, 16], image, label: Some(label), class: None }
     }
 
     fn logits(network: &Network, input: &[f32]) -> Vec<f32> {

@@ -12,10 +12,16 @@
 //!   and probabilities on the input's grid, Dice against a label
 //! ```
 //!
+//! Classifiers (`classifier`, `dpn`) take one class per case instead of a label map: the
+//! dataset's class labels become indices ([`classes`]), whole cases fitted to the input size
+//! make the batches and validation gives accuracy and AUC ([`classify`]).
+//!
 //! Axes: an image's index axes i, j, k become the tensor's W, H, D (the order SimpleITK's
 //! arrays use); a 2-D image has D = 1; channels are the case's images and their components.
 
 pub mod augment;
+pub mod classes;
+pub mod classify;
 pub mod data;
 pub mod export;
 pub mod predict;

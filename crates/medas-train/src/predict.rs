@@ -24,7 +24,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use medas_image::{Geometry, Image, Voxels};
 use medas_nn::infer::{Flips, InferError, SlidingWindowConfig};
 use medas_nn::store::{LoadedModel, ModelMetadata};
-use medas_nn::NetworkConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, LabelMode, Normalization, label_classes, stack_channels};
@@ -138,16 +137,7 @@ impl Predictor {
     }
 
     pub fn in_channels(&self) -> usize {
-        match &self.model.config {
-            NetworkConfig::Vnet(c) => c.in_channels,
-            NetworkConfig::Unet(c)
-            | NetworkConfig::ResUnet(c)
-            | NetworkConfig::DenseUnet(c)
-            | NetworkConfig::DpUnet(c)
-            | NetworkConfig::Fcn(c)
-            | NetworkConfig::Classifier(c)
-            | NetworkConfig::Dpn(c) => c.in_channels,
-        }
+        self.model.config.in_channels()
     }
 
     /// Predicts case `id` from its channel images (each named for messages; the first one's

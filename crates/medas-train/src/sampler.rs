@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn crops_reach_outside_with_zeros_and_keep_image_and_label_aligned() {
-        let volume = Volume { id: "v".into(), shape: [1, 1, 2, 3], image: (1..=6).map(|v| v as f32).collect(), label: Some(vec![0, 1, 0, 1, 0, 1]) };
+        let volume = Volume { id: "v".into(), shape: [1, 1, 2, 3], image: (1..=6).map(|v| v as f32).collect(), label: Some(vec![0, 1, 0, 1, 0, 1]), class: None };
         let (image, label) = crop(&volume, [0, -1, 1], [1, 3, 3]);
         assert_eq!(image, [0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 5.0, 6.0, 0.0]);
         assert_eq!(label, [0, 0, 0, 1, 0, 0, 0, 1, 0]);

@@ -1,20 +1,23 @@
 //! The training loop: seeded weights, batches from the sampler's worker thread, loss, optimizer
-//! step at the schedule's learning rate; validation Dice every few epochs on whole cases;
-//! best and last checkpoints; early stopping; metrics as JSON lines and as events; resume from
-//! the last checkpoint with the same result as an uninterrupted run.
+//! step at the schedule's learning rate; validation every few epochs on whole cases (Dice for
+//! segmentation networks; accuracy and AUC for classifiers, see [`crate::classify`]); best and
+//! last checkpoints; early stopping; metrics as JSON lines and as events; resume from the last
+//! checkpoint with the same result as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use medas_nn::optim::{GradientsParams, ModuleOptimizer};
-use medas_nn::{ComputeDevice, LossConfig, Network, NetworkConfig, NetworkOutput, OptimizerConfig, ScheduleConfig, Target};
+use medas_nn::{ComputeDevice, Loss, LossConfig, Network, NetworkConfig, NetworkOutput, OptimizerConfig, ScheduleConfig, Target};
 use serde::{Deserialize, Serialize};
 
+use crate::classify::{CaseSampler, validate_classifier};
 use crate::data::{LabelMode, Normalization, Volume};
-use crate::sampler::{PatchSampler, SamplerConfig};
+use crate::sampler::{Batch, PatchSampler, SamplerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -36,8 +39,10 @@ fn config_error(e: impl std::fmt::Display) -> TrainError {
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub network: NetworkConfig,
-    #[serde(default = "default_loss")]
-    pub loss: LossConfig,
+    /// The loss; default `dice_ce` for segmentation networks, `cross_entropy` for classifiers
+    /// (see [`TrainConfig::loss`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossConfig>,
     #[serde(default = "default_optimizer")]
     pub optimizer: OptimizerConfig,
     /// Learning rate by iteration; `total_iterations` is set to epochs × iterations_per_epoch.
@@ -65,13 +70,18 @@ pub struct TrainConfig {
     pub seed: u64,
     #[serde(default)]
     pub device: ComputeDevice,
+    /// Classifiers: the class names in index order (filled from the dataset's class labels by
+    /// `medas train`; see [`crate::classes`]). Saved with the run for prediction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
 }
 
 fn one() -> usize {
     1
 }
-fn default_loss() -> LossConfig {
-    LossConfig::from_json(r#"{"name": "dice_ce"}"#).expect("a valid default")
+fn default_loss(classifier: bool) -> LossConfig {
+    let name = if classifier { "cross_entropy" } else { "dice_ce" };
+    LossConfig::from_json(&format!(r#"{{"name": "{name}"}}"#)).expect("a valid default")
 }
 fn default_optimizer() -> OptimizerConfig {
     OptimizerConfig::from_json(r#"{"name": "adam"}"#).expect("a valid default")
@@ -102,7 +112,20 @@ impl TrainConfig {
         self.sampler.check_augmentations().map_err(TrainError::Config)?;
         self.schedule.validate().map_err(config_error)?;
         self.optimizer.init().map_err(config_error)?;
+        if !self.class_names.is_empty() && self.class_names.len() != self.network.classes() {
+            return Err(TrainError::Config(format!("class_names has {} names, the network predicts {} classes", self.class_names.len(), self.network.classes())));
+        }
         Ok(())
+    }
+
+    /// Whether the network gives one label per image (`classifier`, `dpn`) rather than a map.
+    pub fn is_classifier(&self) -> bool {
+        matches!(self.network, NetworkConfig::Classifier(_) | NetworkConfig::Dpn(_))
+    }
+
+    /// The configured loss, or the default for the kind of network.
+    pub fn loss(&self) -> LossConfig {
+        self.loss.clone().unwrap_or_else(|| default_loss(self.is_classifier()))
     }
 }
 
@@ -111,8 +134,16 @@ impl TrainConfig {
 pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
-    /// Mean Dice over the validation cases and foreground classes, when validated.
+    /// Mean Dice over the validation cases and foreground classes, when validated
+    /// (segmentation networks).
     pub validation_dice: Option<f64>,
+    /// Share of validation cases classified rightly, when validated (classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
+    /// Validation ROC AUC (two classes: of class 1; more: macro one-vs-rest), when validated
+    /// and both a class and its rest occur (classifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_auc: Option<f64>,
     pub learning_rate: f64,
     pub seconds: f64,
 }
@@ -128,6 +159,10 @@ pub enum TrainEvent {
 pub struct TrainReport {
     pub epochs_run: usize,
     pub best_dice: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_auc: Option<f64>,
     pub best_epoch: Option<usize>,
     pub stopped_early: bool,
     pub metrics: Vec<EpochMetrics>,
@@ -138,6 +173,15 @@ pub struct TrainReport {
 pub struct Checkpoint {
     pub epochs_done: usize,
     pub best_dice: Option<f64>,
+    /// Classifiers: the best validation's accuracy and AUC (the best is the highest accuracy,
+    /// then AUC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_auc: Option<f64>,
+    /// Classifiers: the class names in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
     pub best_epoch: Option<usize>,
     pub validations_without_improvement: usize,
     pub metrics: Vec<EpochMetrics>,
@@ -149,76 +193,54 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
 
 /// Trains `config.network` on `training` cases, validating on `validation`, writing
 /// checkpoints (`last/`, `best/`) and `metrics.jsonl` into `out`. With `resume`, continues
-/// from `out/last/` when it exists.
+/// from `out/last/` when it exists. Segmentation networks need every case's label map,
+/// classifiers every case's class ([`Volume::class`]); a classifier's run folder also gets
+/// `classes.json` (the class names in index order) when `config.class_names` is set.
 pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume], out: &Path, resume: bool, events: &mut dyn FnMut(TrainEvent) -> bool) -> Result<TrainReport, TrainError> {
     config.validate()?;
     check_cases(config, &training, validation)?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     let device = config.device.open_training().map_err(config_error)?;
-    let classes = config.network.classes();
-    let loss = config.loss.build(classes).map_err(config_error)?;
+    let loss = config.loss().build(config.network.classes()).map_err(config_error)?;
     let mut network = config.network.build_seeded(&device, config.seed).map_err(config_error)?;
+    if config.is_classifier() {
+        let [d, h, w] = config.sampler.patch;
+        network.check_input([1, training[0].shape[0], d, h, w]).map_err(|e| TrainError::Config(format!("sampler.patch {:?} is the classifier's input size: {e}", config.sampler.patch)))?;
+        write_class_names(out, &config.class_names)?;
+    }
     let mut optimizer = config.optimizer.init().map_err(config_error)?;
-    let mut state = Checkpoint::default();
+    let mut state = Checkpoint { class_names: config.class_names.clone(), ..Checkpoint::default() };
     let last = out.join("last");
     if resume && last.join("state.json").is_file() {
         (network, optimizer, state) = load_checkpoint(&last, network, optimizer)?;
     }
-    let sampler = Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed).map_err(TrainError::Config)?);
     let per_epoch = config.iterations_per_epoch;
     let first = (state.epochs_done * per_epoch) as u64;
-    let batches = sampler.prefetch(first, (config.epochs.saturating_sub(state.epochs_done) * per_epoch) as u64);
-    let started = Instant::now();
-    let mut done_here = 0usize;
+    let batches = prefetch(config, training, first, (config.epochs.saturating_sub(state.epochs_done) * per_epoch) as u64)?;
+    let mut steps = Steps { config, loss, device, batches, started: Instant::now(), done: 0 };
     let mut stopped_early = false;
     for epoch in state.epochs_done..config.epochs {
         let epoch_start = Instant::now();
-        // Dropout draws from the device's generator: seed it per epoch so a resumed run matches.
-        device.seed(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut total_loss = 0.0;
-        for iteration in 0..per_epoch {
-            let batch = batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?.map_err(TrainError::Failed)?;
-            let x = Tensor::<5>::from_data(TensorData::new(batch.image, batch.shape), &device);
-            let [b, _, d, h, w] = batch.shape;
-            let y = Tensor::<5, Int>::from_data(TensorData::new(batch.label, [b, 1, d, h, w]), &device);
-            let logits = segmentation_logits(&network, x)?;
-            let value = loss.forward(logits, &Target::Classes(y)).map_err(|e| TrainError::Failed(e.to_string()))?;
-            let scalar = value.clone().into_scalar::<f64>();
-            if !scalar.is_finite() {
-                return Err(TrainError::Failed(format!("the loss became {scalar} in epoch {epoch}, iteration {iteration}; lower the learning rate")));
-            }
-            total_loss += scalar;
-            let step = epoch * per_epoch + iteration;
-            let grads = GradientsParams::from_grads(value.backward(), &network);
-            network = optimizer.step(config.schedule.lr_at(step), network, grads);
-            done_here += 1;
-            let remaining = (config.epochs - epoch) * per_epoch - iteration - 1;
-            let eta_seconds = started.elapsed().as_secs_f64() / done_here as f64 * remaining as f64;
-            if !events(TrainEvent::Iteration { epoch, iteration, of: per_epoch, loss: scalar, eta_seconds }) {
-                return Err(TrainError::Cancelled { epoch });
-            }
-        }
+        let train_loss;
+        (network, train_loss) = steps.epoch(network, &mut optimizer, epoch, events)?;
         let validate = (epoch + 1) % config.validate_every == 0 || epoch + 1 == config.epochs;
-        let dice = if validate && !validation.is_empty() { Some(validation_dice(&network, validation, config.device, classes)?) } else { None };
+        let figures = if validate && !validation.is_empty() { validate_network(config, &network, validation)? } else { Validation::default() };
         let metrics = EpochMetrics {
             epoch,
-            train_loss: total_loss / per_epoch as f64,
-            validation_dice: dice,
+            train_loss,
+            validation_dice: figures.dice,
+            validation_accuracy: figures.accuracy,
+            validation_auc: figures.auc,
             learning_rate: config.schedule.lr_at(epoch * per_epoch),
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         append_metrics(out, &metrics)?;
         state.metrics.push(metrics.clone());
         state.epochs_done = epoch + 1;
-        if let Some(dice) = dice {
-            if state.best_dice.is_none_or(|best| dice > best) {
-                state.best_dice = Some(dice);
-                state.best_epoch = Some(epoch);
-                state.validations_without_improvement = 0;
-                save_model(&out.join("best"), &network)?;
-            } else {
-                state.validations_without_improvement += 1;
-            }
+        match record_best(&mut state, &metrics) {
+            Some(true) => save_model(&out.join("best"), &network)?,
+            Some(false) => state.validations_without_improvement += 1,
+            None => {}
         }
         save_checkpoint(&last, &network, &optimizer, &state)?;
         if !events(TrainEvent::Epoch(metrics)) {
@@ -229,24 +251,152 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
             break;
         }
     }
-    Ok(TrainReport { epochs_run: state.epochs_done, best_dice: state.best_dice, best_epoch: state.best_epoch, stopped_early, metrics: state.metrics })
+    let Checkpoint { epochs_done, best_dice, best_accuracy, best_auc, best_epoch, metrics, .. } = state;
+    Ok(TrainReport { epochs_run: epochs_done, best_dice, best_accuracy, best_auc, best_epoch, stopped_early, metrics })
+}
+
+/// Batches `first..first + count` from a worker thread: patches for segmentation networks,
+/// whole cases for classifiers.
+fn prefetch(config: &TrainConfig, training: Vec<Volume>, first: u64, count: u64) -> Result<Receiver<Result<Batch, String>>, TrainError> {
+    Ok(if config.is_classifier() {
+        Arc::new(CaseSampler::new(&training, config.sampler.clone(), config.seed)).prefetch(first, count)
+    } else {
+        Arc::new(PatchSampler::new(Arc::new(training), config.sampler.clone(), config.seed).map_err(TrainError::Config)?).prefetch(first, count)
+    })
+}
+
+/// The optimisation steps of a run.
+struct Steps<'a> {
+    config: &'a TrainConfig,
+    loss: Loss,
+    device: Device,
+    batches: Receiver<Result<Batch, String>>,
+    started: Instant,
+    /// Steps taken by this call of [`train`] (for the time estimate).
+    done: usize,
+}
+
+impl Steps<'_> {
+    /// One epoch's iterations; gives the network after them and the mean loss.
+    fn epoch(&mut self, mut network: Network, optimizer: &mut ModuleOptimizer, epoch: usize, events: &mut dyn FnMut(TrainEvent) -> bool) -> Result<(Network, f64), TrainError> {
+        let (config, per_epoch) = (self.config, self.config.iterations_per_epoch);
+        // Dropout draws from the device's generator: seed it per epoch so a resumed run matches.
+        self.device.seed(config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut total_loss = 0.0;
+        for iteration in 0..per_epoch {
+            let batch = self.batches.recv().map_err(|_| TrainError::Failed("the batch worker stopped".into()))?.map_err(TrainError::Failed)?;
+            let value = self.batch_loss(&network, batch)?;
+            let scalar = value.clone().into_scalar::<f64>();
+            if !scalar.is_finite() {
+                return Err(TrainError::Failed(format!("the loss became {scalar} in epoch {epoch}, iteration {iteration}; lower the learning rate")));
+            }
+            total_loss += scalar;
+            let grads = GradientsParams::from_grads(value.backward(), &network);
+            network = optimizer.step(config.schedule.lr_at(epoch * per_epoch + iteration), network, grads);
+            self.done += 1;
+            let remaining = (config.epochs - epoch) * per_epoch - iteration - 1;
+            let eta_seconds = self.started.elapsed().as_secs_f64() / self.done as f64 * remaining as f64;
+            if !events(TrainEvent::Iteration { epoch, iteration, of: per_epoch, loss: scalar, eta_seconds }) {
+                return Err(TrainError::Cancelled { epoch });
+            }
+        }
+        Ok((network, total_loss / per_epoch as f64))
+    }
+
+    /// The loss of the network on one batch: per voxel for label maps, per image for classes.
+    fn batch_loss(&self, network: &Network, batch: Batch) -> Result<Tensor<1>, TrainError> {
+        let [b, _, d, h, w] = batch.shape;
+        let x = Tensor::<5>::from_data(TensorData::new(batch.image, batch.shape), &self.device);
+        let failed = |e: medas_nn::LossError| TrainError::Failed(e.to_string());
+        match network.forward(x).map_err(|e| TrainError::Failed(e.to_string()))? {
+            NetworkOutput::Segmentation(output) => {
+                let y = Tensor::<5, Int>::from_data(TensorData::new(batch.label, [b, 1, d, h, w]), &self.device);
+                self.loss.forward(output.logits, &Target::Classes(y)).map_err(failed)
+            }
+            NetworkOutput::Classes(logits) => {
+                let y = Tensor::<2, Int>::from_data(TensorData::new(batch.label, [b, 1]), &self.device);
+                self.loss.forward(logits, &Target::Classes(y)).map_err(failed)
+            }
+        }
+    }
+}
+
+/// One validation's figures: Dice for segmentation networks, accuracy and AUC for classifiers.
+#[derive(Default)]
+struct Validation {
+    dice: Option<f64>,
+    accuracy: Option<f64>,
+    auc: Option<f64>,
+}
+
+fn validate_network(config: &TrainConfig, network: &Network, cases: &[Volume]) -> Result<Validation, TrainError> {
+    let classes = config.network.classes();
+    if config.is_classifier() {
+        let (accuracy, auc) = validate_classifier(network, cases, config.device, config.sampler.patch, classes)?;
+        Ok(Validation { accuracy: Some(accuracy), auc, ..Validation::default() })
+    } else {
+        Ok(Validation { dice: Some(validation_dice(network, cases, config.device, classes)?), ..Validation::default() })
+    }
+}
+
+/// Takes a validation's figures into the best so far: `Some(true)` when they are better
+/// (higher Dice; for classifiers higher accuracy, then higher AUC), `Some(false)` when not,
+/// `None` when the epoch was not validated.
+fn record_best(state: &mut Checkpoint, metrics: &EpochMetrics) -> Option<bool> {
+    let better = match (metrics.validation_accuracy, metrics.validation_dice) {
+        (Some(accuracy), _) => {
+            let auc_or_least = |auc: Option<f64>| auc.unwrap_or(f64::NEG_INFINITY);
+            let better = state.best_accuracy.is_none_or(|best| (accuracy, auc_or_least(metrics.validation_auc)) > (best, auc_or_least(state.best_auc)));
+            if better {
+                (state.best_accuracy, state.best_auc) = (Some(accuracy), metrics.validation_auc);
+            }
+            better
+        }
+        (None, Some(dice)) => {
+            let better = state.best_dice.is_none_or(|best| dice > best);
+            if better {
+                state.best_dice = Some(dice);
+            }
+            better
+        }
+        (None, None) => return None,
+    };
+    if better {
+        state.best_epoch = Some(metrics.epoch);
+        state.validations_without_improvement = 0;
+    }
+    Some(better)
 }
 
 fn check_cases(config: &TrainConfig, training: &[Volume], validation: &[Volume]) -> Result<(), TrainError> {
     if training.is_empty() {
         return Err(TrainError::Config("no training cases".into()));
     }
-    if let Some(case) = training.iter().chain(validation).find(|v| v.label.is_none()) {
+    let classifier = config.is_classifier();
+    if classifier && let Some(case) = training.iter().chain(validation).find(|v| v.class.is_none()) {
+        return Err(TrainError::Config(format!("case {} has no class label (a classifier needs one per case, e.g. the CSV manifest's `label` column)", case.id)));
+    }
+    if !classifier && let Some(case) = training.iter().chain(validation).find(|v| v.label.is_none()) {
         return Err(TrainError::Config(format!("case {} has no label", case.id)));
+    }
+    let classes = config.network.classes();
+    if let Some(case) = training.iter().chain(validation).find(|v| v.class.is_some_and(|c| c >= classes)) {
+        return Err(TrainError::Config(format!("case {} has class {}, the network predicts {classes} classes", case.id, case.class.unwrap_or(0))));
     }
     let channels = training[0].shape[0];
     if let Some(case) = training.iter().chain(validation).find(|v| v.shape[0] != channels) {
         return Err(TrainError::Config(format!("case {} has {} channels, case {} has {channels}", case.id, case.shape[0], training[0].id)));
     }
-    if matches!(config.network, NetworkConfig::Classifier(_) | NetworkConfig::Dpn(_)) {
-        return Err(TrainError::Config("classifiers are trained with class labels, not label maps (not supported by this trainer yet)".into()));
-    }
     Ok(())
+}
+
+/// `classes.json`: the class names in index order (nothing when there are none).
+fn write_class_names(out: &Path, names: &[String]) -> Result<(), TrainError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let path = out.join("classes.json");
+    std::fs::write(&path, serde_json::to_string_pretty(names).expect("names serialise")).map_err(io_error(&path))
 }
 
 fn segmentation_logits(network: &Network, x: Tensor<5>) -> Result<Tensor<5>, TrainError> {

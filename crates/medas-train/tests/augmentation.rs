@@ -19,7 +19,7 @@ fn volume(id: &str, [d, h, w]: [usize; 3]) -> Volume {
     let ramp: Vec<f32> = (0..n).map(|i| ((i % w) + 2 * ((i / w) % h) + 3 * (i / (w * h))) as f32 / 10.0).collect();
     let image = ramp.iter().copied().chain(ramp.iter().map(|v| v * v - 1.0)).collect();
     let label = (0..n).map(|i| u8::from((i % w) > w / 3) + u8::from(((i / w) % h) > 2 * h / 3)).collect();
-    Volume { id: id.into(), shape: [2, d, h, w], image, label: Some(label) }
+    Volume { id: id.into(), shape: [2, d, h, w], image, label: Some(label), class: None }
 }
 
 fn sampler(patch: [usize; 3], size: [usize; 3], steps: Value) -> PatchSampler {

@@ -129,6 +129,10 @@ impl NetworkConfig {
         self.io().2
     }
 
+    pub fn in_channels(&self) -> usize {
+        self.io().1
+    }
+
     /// Spatial dimensionality, input channels and classes, whatever the network.
     fn io(&self) -> (Spatial, usize, usize) {
         match self {

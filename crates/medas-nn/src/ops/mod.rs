@@ -10,6 +10,7 @@
 //!
 //! User options are checked before anything runs; invalid ones give an [`OpsError`].
 
+mod activation;
 mod extension;
 mod kernels;
 mod options;
@@ -19,6 +20,7 @@ pub mod composed;
 use burn::backend::Dispatch;
 use burn::tensor::Tensor;
 
+pub use activation::{ActivationOps, leaky_relu};
 pub use extension::VolumeOps;
 pub use options::{
     AvgPool3dConfig, AxisResize, AxisTaps, Interpolate3dConfig, Interpolate3dMode, MaxPool3dConfig,

@@ -12,6 +12,7 @@
 //! scratch folder and renames it into place, so a model is either complete or absent.
 //! [`pytorch`] imports weights trained with PyTorch.
 
+pub mod pt;
 pub mod pytorch;
 pub mod weights;
 

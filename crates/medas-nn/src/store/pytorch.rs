@@ -1,5 +1,6 @@
 //! Weights trained with PyTorch: a `state_dict` saved as safetensors
-//! (`safetensors.torch.save_file(model.state_dict(), path)`) from the PyTorch `UNet` written out
+//! (`safetensors.torch.save_file(model.state_dict(), path)`) or with `torch.save(model.state_dict(),
+//! path)` (a `.pt` zip, read by [`super::pt`] without PyTorch) from the PyTorch `UNet` written out
 //! in `crates/medas-nn/tests/pytorch_unet.py` (`TORCH_UNET`), which has our U-Net's layers
 //! under PyTorch's names (`dims=2` or `3`; the names are the same in both). [`import_unet`] builds the MEDAS U-Net from a [`NetworkConfig`] and fills it from
 //! such a file.
@@ -24,6 +25,7 @@
 use burn::tensor::Device;
 use std::path::Path;
 
+use super::pt;
 use super::weights::{self, Naming};
 use super::StoreError;
 use crate::nets::{Network, NetworkConfig};
@@ -66,7 +68,7 @@ pub fn torch_name(path: &str) -> String {
 }
 
 /// Builds the U-Net `config` describes (it must be `"name": "unet"`) on `device` and loads the
-/// PyTorch weights in `path` (safetensors) into it.
+/// PyTorch weights in `path` (safetensors, or a `torch.save` zip: told apart by content) into it.
 pub fn import_unet(config: &NetworkConfig, path: &Path, device: &Device) -> Result<Network, StoreError> {
     if !matches!(config, NetworkConfig::Unet(_)) {
         return Err(StoreError::Invalid {
@@ -74,9 +76,21 @@ pub fn import_unet(config: &NetworkConfig, path: &Path, device: &Device) -> Resu
             message: format!("PyTorch import covers the plain U-Net (\"unet\"), not {:?}", config.name()),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| super::io_error(path, e))?;
-    let naming = Naming { file_name: &torch_name, skipped: &|name| name.rsplit('.').next().is_some_and(|last| TORCH_SKIPPED.contains(&last)) };
+    let mut bytes = std::fs::read(path).map_err(|e| super::io_error(path, e))?;
+    let skipped = |name: &str| name.rsplit('.').next().is_some_and(|last| TORCH_SKIPPED.contains(&last));
+    if pt::is_zip(&bytes) {
+        bytes = safetensors_of_pt(&bytes, &skipped).map_err(|message| StoreError::Invalid { path: path.display().to_string(), message })?;
+    }
+    let naming = Naming { file_name: &torch_name, skipped: &skipped };
     weights::load_weights_named(config.build(device)?, &bytes, &naming).map_err(|source| StoreError::Weights { path: path.display().to_string(), source })
+}
+
+/// A `torch.save` state_dict re-encoded as safetensors (the skipped buffers left out: they may
+/// be integers, which safetensors files of weights do not hold).
+fn safetensors_of_pt(bytes: &[u8], skipped: &dyn Fn(&str) -> bool) -> Result<Vec<u8>, String> {
+    let mut tensors = pt::read_state_dict(bytes).map_err(|e| e.to_string())?;
+    tensors.retain(|(name, _)| !skipped(name));
+    weights::serialize(&tensors, None).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

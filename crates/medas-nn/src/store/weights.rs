@@ -69,10 +69,15 @@ pub fn tensor_names<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
 
 /// Writes `module`'s tensors to `path` (see the module docs for the names).
 pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), WeightError> {
-    let tensors = collect_tensors(module)?;
-    let views: Vec<(String, Entry)> = tensors.iter().map(|(name, t)| Ok((name.clone(), Entry::new(name, t)?))).collect::<Result<_, WeightError>>()?;
-    let bytes = safetensors::serialize(views, Some([("format".to_string(), WEIGHT_FORMAT.to_string())].into_iter().collect())).map_err(|e| WeightError::Write(e.to_string()))?;
+    let bytes = serialize(&collect_tensors(module)?, Some(WEIGHT_FORMAT))?;
     std::fs::write(path, bytes).map_err(|e| WeightError::Write(format!("{}: {e}", path.display())))
+}
+
+/// Float tensors as the bytes of a safetensors file, with `format` in its header if given.
+pub fn serialize(tensors: &[(String, StoredTensor)], format: Option<&str>) -> Result<Vec<u8>, WeightError> {
+    let views: Vec<(String, Entry)> = tensors.iter().map(|(name, t)| Ok((name.clone(), Entry::new(name, t)?))).collect::<Result<_, WeightError>>()?;
+    let header = format.map(|format| [("format".to_string(), format.to_string())].into_iter().collect());
+    safetensors::serialize(views, header).map_err(|e| WeightError::Write(e.to_string()))
 }
 
 /// How a file names the module's tensors: `file_name` turns a module path into the file's
