@@ -50,10 +50,13 @@ pub struct PredictArgs {
     /// Windows per forward pass.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
+    /// The compute device: `cpu`, or `gpu` / `gpu:N` in builds with `--features gpu` (docs/gpu.md).
+    #[arg(long, default_value = "cpu")]
+    device: ComputeDevice,
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
-    let device = ComputeDevice::Cpu.inference();
+    let device = args.device.open()?;
     let model = ModelStore::open_default().load(&args.model, &device)?;
     let options = PredictOptions { patch: args.patch.as_deref().map(crate::model::parse_patch).transpose()?, overlap: args.overlap, flips: args.tta, batch_size: args.batch_size };
     let predictor = Predictor::new(&args.model, model, &options, device)?;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::Args;
 use medas_dataset::store;
-use medas_nn::ModelStore;
+use medas_nn::{ComputeDevice, ModelStore};
 use medas_train::run::{RunError, RunRequest, train_dataset};
 use medas_train::{EpochMetrics, TrainConfig, TrainError, TrainEvent};
 
@@ -40,12 +40,17 @@ pub struct TrainArgs {
     /// e.g. `nuclei-run1`]; a model from the same run folder is replaced.
     #[arg(long)]
     model: Option<String>,
+    /// The compute device, replacing the config's `"device"`: `cpu`, or `gpu` / `gpu:N` in builds
+    /// with `--features gpu` (docs/gpu.md).
+    #[arg(long)]
+    device: Option<ComputeDevice>,
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     args.model.as_deref().map(medas_nn::store::validate_name).transpose()?;
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    let mut config = TrainConfig::from_json(&text).with_context(|| format!("{}", args.config.display()))?;
+    config.device = args.device.unwrap_or(config.device);
     let request = RunRequest { dataset: args.dataset.clone(), split: args.split.clone(), fold: args.fold, out: args.out.clone(), resume: args.resume, model: args.model.clone() };
 
     let stop = Arc::new(AtomicBool::new(false));

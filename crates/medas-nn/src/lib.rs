@@ -6,6 +6,8 @@
 
 pub mod conv;
 pub mod device;
+#[cfg(feature = "gpu")]
+mod gpu;
 pub mod infer;
 pub mod loss;
 pub mod nets;

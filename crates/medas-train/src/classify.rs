@@ -126,7 +126,7 @@ impl CaseSampler {
 pub fn validate_classifier(network: &Network, cases: &[Volume], device: ComputeDevice, input: [usize; 3], classes: usize) -> Result<(f64, Option<f64>), TrainError> {
     const CHUNK: usize = 8;
     let model = network.valid();
-    let device: Device = device.inference();
+    let device: Device = device.open().map_err(|e| TrainError::Config(e.to_string()))?;
     let [id, ih, iw] = input;
     let mut probabilities = Vec::with_capacity(cases.len() * classes);
     for chunk in cases.chunks(CHUNK) {

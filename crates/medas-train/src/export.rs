@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use medas_nn::store::{DatasetRef, METADATA_FILE, ModelMetadata, ModelStore, StoreError};
-use medas_nn::{Network, NetworkConfig};
+use medas_nn::{ComputeDevice, Network, NetworkConfig};
 
 use crate::train::{Checkpoint, TrainConfig};
 
@@ -40,7 +40,8 @@ pub fn export_run(run: &Path, store: &ModelStore, name: &str, dataset: Option<Da
         best if best.is_file() => (best, "best"),
         _ => (run.join("last/model.bpk"), "last"),
     };
-    let network = load_checkpoint(&config.network, &checkpoint, &config.device.inference()).map_err(run_error)?;
+    // Weights do not depend on the device: read them on the CPU even for a run trained on a GPU.
+    let network = load_checkpoint(&config.network, &checkpoint, &ComputeDevice::Cpu.inference()).map_err(run_error)?;
     let state: Checkpoint = match std::fs::read_to_string(run.join("last/state.json")) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| run_error(format!("last/state.json: {e}")))?,
         Err(_) => Checkpoint::default(),

@@ -138,7 +138,7 @@ pub fn load_fold(data: &Path, request: &RunRequest, config: &TrainConfig) -> Res
 /// Refuses a patch the network cannot take (D = 1 in 2-D; sizes multiples of the network's
 /// down-sampling factor), before any case is loaded.
 pub fn check_patch(config: &TrainConfig) -> Result<(), RunError> {
-    let network = config.network.build(&config.device.inference()).map_err(|e| TrainError::Config(e.to_string()))?;
+    let network = config.network.build(&medas_nn::ComputeDevice::Cpu.inference()).map_err(|e| TrainError::Config(e.to_string()))?;
     let multiple = network.size_multiple();
     let [d, h, w] = config.sampler.patch;
     let (spatial, depth) = spatial_and_depth(&config.network);

@@ -200,7 +200,7 @@ pub fn train(config: &TrainConfig, training: Vec<Volume>, validation: &[Volume],
     config.validate()?;
     check_cases(config, &training, validation)?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
-    let device = config.device.training();
+    let device = config.device.open_training().map_err(config_error)?;
     let loss = config.loss().build(config.network.classes()).map_err(config_error)?;
     let mut network = config.network.build_seeded(&device, config.seed).map_err(config_error)?;
     if config.is_classifier() {
@@ -411,7 +411,7 @@ fn segmentation_logits(network: &Network, x: Tensor<5>) -> Result<Tensor<5>, Tra
 /// truth and prediction counts 1.
 pub fn validation_dice(network: &Network, cases: &[Volume], device: ComputeDevice, classes: usize) -> Result<f64, TrainError> {
     let model = network.valid();
-    let device: Device = device.inference();
+    let device: Device = device.open().map_err(config_error)?;
     let multiple = model.size_multiple();
     let mut total = 0.0;
     for case in cases {

@@ -23,7 +23,7 @@ use super::kernels;
 ///
 /// Two methods rather than one with an optional bias: Burn 0.22.1's extension macro does not
 /// convert `Option<FloatTensor>` arguments across the dispatch boundary.
-#[backend_extension(Autodiff, Flex)]
+#[backend_extension(Autodiff, Flex, Cube: cfg(feature = "gpu"))]
 pub trait FastConvBackend: Backend {
     fn fast_conv3d(
         x: FloatTensor<Self>,

@@ -25,8 +25,9 @@ use super::{PoolWindow, ResizePlan};
 /// another spatial size, the Flex loops panic on the out-of-range index (a programming error).
 ///
 /// To support another backend, add it to the `backend_extension` list and write
-/// `impl VolumeOps for ThatBackend {}`: the default bodies compose differentiable operations.
-#[backend_extension(Autodiff, Flex)]
+/// `impl VolumeOps for ThatBackend {}`: the default bodies compose differentiable operations
+/// (as `Cube`, the GPU backend, does in `crate::gpu`).
+#[backend_extension(Autodiff, Flex, Cube: cfg(feature = "gpu"))]
 pub trait VolumeOps: Backend {
     fn max_pool3d(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
         max_pool3d_primitive::<Self>(x, window)
