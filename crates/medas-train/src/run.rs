@@ -11,7 +11,6 @@ use medas_dataset::split::{self, SplitKind, SplitOptions};
 use medas_dataset::store;
 use medas_nn::nets::Spatial;
 use medas_nn::store::{DatasetRef, ModelStore, StoreError};
-use medas_nn::NetworkConfig;
 
 use crate::classes::{assign_classes, class_names, manifest_class_labels};
 use crate::data::{DataError, Volume, load_manifest_cases};
@@ -141,31 +140,17 @@ pub fn check_patch(config: &TrainConfig) -> Result<(), RunError> {
     let network = config.network.build(&medas_nn::ComputeDevice::Cpu.inference()).map_err(|e| TrainError::Config(e.to_string()))?;
     let multiple = network.size_multiple();
     let [d, h, w] = config.sampler.patch;
-    let (spatial, depth) = spatial_and_depth(&config.network);
-    let two_d = spatial == Spatial::Two;
+    let two_d = config.network.spatial() == Spatial::Two;
     let fits = |n: usize| n > 0 && n.is_multiple_of(multiple);
     let message = if two_d && d != 1 {
         format!("patch {:?} has depth {d}; a 2-D network takes D = 1", config.sampler.patch)
     } else if !(fits(h) && fits(w) && (two_d || fits(d))) {
         let axes = if two_d { "H and W" } else { "D, H and W" };
-        format!("patch {:?}: {axes} must be multiples of {multiple} for {} with depth {}", config.sampler.patch, config.network.name(), depth)
+        format!("patch {:?}: {axes} must be multiples of {multiple} for {} with depth {}", config.sampler.patch, config.network.name(), config.network.depth())
     } else {
         return Ok(());
     };
     Err(RunError::Train(TrainError::Config(message)))
-}
-
-fn spatial_and_depth(network: &NetworkConfig) -> (Spatial, usize) {
-    match network {
-        NetworkConfig::Vnet(c) => (c.spatial, c.depth),
-        NetworkConfig::Unet(c)
-        | NetworkConfig::ResUnet(c)
-        | NetworkConfig::DenseUnet(c)
-        | NetworkConfig::DpUnet(c)
-        | NetworkConfig::Fcn(c)
-        | NetworkConfig::Classifier(c)
-        | NetworkConfig::Dpn(c) => (c.spatial, c.depth),
-    }
 }
 
 /// Makes the run folder `out` and refuses a model name that is invalid or already taken by a

@@ -120,32 +120,48 @@ impl NetworkConfig {
             NetworkConfig::Classifier(c) => Body::Classifier(Classifier::new(&with_block(c, BlockKind::Plain)?, device)?),
             NetworkConfig::Dpn(c) => Body::Classifier(Classifier::new(&with_block(c, BlockKind::DualPath)?, device)?),
         };
-        let (spatial, in_channels, _) = self.io();
+        let Outline { spatial, in_channels, .. } = self.outline();
         Ok(Network { body, name, spatial, in_channels })
     }
 
     /// The number of classes the network predicts.
     pub fn classes(&self) -> usize {
-        self.io().2
+        self.outline().classes
     }
 
     pub fn in_channels(&self) -> usize {
-        self.io().1
+        self.outline().in_channels
     }
 
-    /// Spatial dimensionality, input channels and classes, whatever the network.
-    fn io(&self) -> (Spatial, usize, usize) {
+    pub fn spatial(&self) -> Spatial {
+        self.outline().spatial
+    }
+
+    /// Number of down-sampling steps.
+    pub fn depth(&self) -> usize {
+        self.outline().depth
+    }
+
+    /// The settings every network has, whatever its kind.
+    fn outline(&self) -> Outline {
         match self {
-            NetworkConfig::Vnet(c) => (c.spatial, c.in_channels, c.classes),
+            NetworkConfig::Vnet(c) => Outline { spatial: c.spatial, in_channels: c.in_channels, classes: c.classes, depth: c.depth },
             NetworkConfig::Unet(c)
             | NetworkConfig::ResUnet(c)
             | NetworkConfig::DenseUnet(c)
             | NetworkConfig::DpUnet(c)
             | NetworkConfig::Fcn(c)
             | NetworkConfig::Classifier(c)
-            | NetworkConfig::Dpn(c) => (c.spatial, c.in_channels, c.classes),
+            | NetworkConfig::Dpn(c) => Outline { spatial: c.spatial, in_channels: c.in_channels, classes: c.classes, depth: c.depth },
         }
     }
+}
+
+struct Outline {
+    spatial: Spatial,
+    in_channels: usize,
+    classes: usize,
+    depth: usize,
 }
 
 #[derive(Module, Debug)]
